@@ -1,0 +1,17 @@
+"""Brains: camera image in, velocity command out. `make_brain(name)` builds one by name."""
+from __future__ import annotations
+
+from .base import Brain, BrainOutput, Command, STOP, clamp_command
+
+BRAIN_NAMES = ("explicit",)
+
+
+def make_brain(name: str, **options) -> Brain:
+    """Build a brain by name; unknown names list the valid ones."""
+    if name == "explicit":
+        from .explicit import ExplicitBrain
+        return ExplicitBrain(**options)
+    raise ValueError(f"unknown brain {name!r}; choose one of: {', '.join(BRAIN_NAMES)}")
+
+
+__all__ = ["Brain", "BrainOutput", "Command", "STOP", "clamp_command", "make_brain", "BRAIN_NAMES"]

@@ -1,0 +1,128 @@
+"""The explicit ("expert") brain, after BehaviorMetrics' explicit brain: it sees only the camera image.
+
+1. Segment the red center line on a few image rows (each row is a fixed distance ahead on the ground).
+2. Back-project the line's pixels to the ground with the calibrated camera and fit Y(X) = a + bX + cX^2:
+   a is the line's lateral offset at the car, atan(b) its relative heading, 2c its curvature ahead.
+3. Steer with a PID on the lateral offset plus curvature feed-forward: w = v*2c + kp*a + ki*int(a) +
+   kd*atan(b) (the offset changes at v*heading, so the heading term is the derivative term). Gains are
+   scheduled with speed so the closed loop has the same natural frequency at any speed.
+4. Choose the speed from the sharpest curvature visible ahead (lateral-acceleration limit).
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..camera import CameraModel
+from .base import BrainOutput, Command
+
+SCAN_DISTANCES_M = (2.5, 3.0, 3.5, 4.0, 5.0, 6.0, 7.0, 8.5, 10.0, 12.0, 14.0, 16.5, 19.0, 22.0)
+
+
+@dataclass(frozen=True)
+class ExplicitBrainParams:
+    max_speed_mps: float = 11.0
+    min_speed_mps: float = 3.0
+    lateral_accel_mps2: float = 4.0        # speed limit in curves: v = sqrt(a / curvature)
+    natural_freq_rps: float = 2.5          # lateral loop: s^2 + 2*zeta*wn*s + wn^2
+    damping: float = 0.8
+    ki: float = 0.05                       # per (m s) of lateral offset; removes a steady bias
+    red_contrast: int = 50                 # red channel must beat green and blue by this much
+    lost_speed_mps: float = 2.0
+    lost_yaw_rate_rps: float = 1.0
+
+
+class ExplicitBrain:
+    name = "explicit"
+
+    def __init__(self, camera: CameraModel | None = None, params: ExplicitBrainParams | None = None):
+        self.camera = camera or CameraModel()
+        self.params = params or ExplicitBrainParams()
+        rows, dists = [], []
+        for d in SCAN_DISTANCES_M:
+            r = int(round(self.camera.row_of_ground_distance(d)))
+            if 0 <= r < self.camera.height and r not in rows:
+                rows.append(r)
+                dists.append(d)
+        self.rows = np.array(rows)
+        self._cols = np.arange(self.camera.width, dtype=np.float64)
+        self._h_inv = np.linalg.inv(self.camera.car_ground_to_image())
+        self.reset()
+
+    def reset(self) -> None:
+        self._integral = 0.0
+        self._last_stamp: float | None = None
+        self._last_v = self.params.min_speed_mps
+        self._last_side = 0.0
+
+    # --- perception --------------------------------------------------------------------------------
+    def line_points(self, image_rgb: np.ndarray) -> np.ndarray:
+        """Ground points (X forward, Y left; m, car frame) of the red line on the scan rows, near to far."""
+        band = image_rgb[self.rows].astype(np.int16)
+        redness = band[..., 0] - np.maximum(band[..., 1], band[..., 2])
+        mask = redness > self.params.red_contrast
+        points = []
+        prev_u = None
+        for i in range(len(self.rows)):
+            cols = np.flatnonzero(mask[i])
+            if cols.size == 0:
+                continue
+            # Split into runs; keep the run nearest the previous row's (another part of the track may show).
+            breaks = np.flatnonzero(np.diff(cols) > 3)
+            runs = np.split(cols, breaks + 1)
+            centres = [r.mean() for r in runs]
+            ref = self.camera.width / 2 if prev_u is None else prev_u
+            u = min(centres, key=lambda c: abs(c - ref))
+            if prev_u is not None and abs(u - prev_u) > self.camera.width * 0.35:
+                break  # the line jumped: what follows belongs to another part of the circuit
+            prev_u = u
+            points.append((u, self.rows[i]))
+        if not points:
+            return np.empty((0, 2))
+        uv = np.column_stack([np.asarray(points, np.float64), np.ones(len(points))])
+        g = uv @ self._h_inv.T
+        return g[:, :2] / g[:, 2:3]
+
+    # --- control -----------------------------------------------------------------------------------
+    def step(self, image_rgb: np.ndarray, stamp_s: float) -> BrainOutput:
+        t0 = time.perf_counter()
+        p = self.params
+        dt = 0.0 if self._last_stamp is None else max(stamp_s - self._last_stamp, 0.0)
+        self._last_stamp = stamp_s
+        pts = self.line_points(image_rgb)
+        if len(pts) < 2:
+            # Line lost: creep and turn towards the side it was last seen on.
+            cmd = Command(p.lost_speed_mps, p.lost_yaw_rate_rps * (self._last_side or 1.0))
+            self._last_v = cmd.v
+            return BrainOutput(cmd, time.perf_counter() - t0)
+
+        x, y = pts[:, 0], pts[:, 1]
+        coeffs = np.polyfit(x, y, 2 if len(pts) >= 4 else 1)
+        if len(coeffs) == 2:
+            coeffs = np.concatenate([[0.0], coeffs])
+        c2, b1, a0 = (float(k) for k in coeffs)
+        far_x = float(x.max())
+        far_y = float(y[np.argmax(x)])
+        self._last_side = math.copysign(1.0, far_y)
+
+        # Speed from the sharpest visible curvature; a line that leaves the view early means a tight turn.
+        xs = np.linspace(float(x.min()), far_x, 8)
+        slope = b1 + 2 * c2 * xs
+        curvature = float(np.max(np.abs(2 * c2) / (1 + slope ** 2) ** 1.5))
+        curvature = max(curvature, 2 * abs(far_y) / (far_x ** 2 + far_y ** 2))
+        if far_x < 12.0:
+            curvature = max(curvature, 1.0 / (2.5 * far_x))
+        v = min(p.max_speed_mps, max(p.min_speed_mps, math.sqrt(p.lateral_accel_mps2 / max(curvature, 1e-6))))
+
+        heading = math.atan(b1)
+        if dt > 0:
+            self._integral = min(max(self._integral + a0 * dt, -2.0), 2.0)
+        wn = p.natural_freq_rps
+        kp = wn * wn / max(v, p.min_speed_mps)
+        kd = 2 * p.damping * wn
+        w = v * 2 * c2 + kp * a0 + p.ki * self._integral + kd * heading
+        self._last_v = v
+        return BrainOutput(Command(v, w), time.perf_counter() - t0)

@@ -1,0 +1,59 @@
+"""pilotnet_brain: ament_python ROS 2 package that is also a plain pip package."""
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = "pilotnet_brain"
+
+# The one place torch is pinned: an unpinned torch pulls a multi-GB CUDA build.
+TORCH = "torch==2.13.0"
+
+# The PyPI ROS 2 (Kilted) wheels. Optional: inside a ROS 2 install the system rclpy must be used.
+ROS_WHEELS = [
+    "ros-rclpy",
+    "ros-sensor-msgs",
+    "ros-geometry-msgs",
+    "ros-nav-msgs",
+    "ros-std-msgs",
+    "ros-rmw-fastrtps-cpp",
+]
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    packages=find_packages(exclude=["test", "test.*"]),
+    data_files=[
+        ("share/ament_index/resource_index/packages", ["resource/" + PACKAGE]),
+        ("share/" + PACKAGE, ["package.xml"]),
+        ("share/" + PACKAGE + "/launch", glob("launch/*.py")),
+        ("share/" + PACKAGE + "/config", glob("config/*.yaml")),
+    ],
+    python_requires=">=3.10",
+    install_requires=[
+        "numpy",
+        "opencv-python-headless",
+        "scipy",
+        "pyyaml",
+        "matplotlib",
+        "tqdm",
+        "setuptools",
+    ],
+    extras_require={
+        "ros": ROS_WHEELS + ["rosbags"],
+        "torch": [TORCH],
+        "tf": ["tensorflow-cpu==2.21.0", "ai-edge-litert"],
+        "onnx": ["onnx", "onnxruntime"],
+        "dev": ["pytest", "colcon-common-extensions", "ros-ament-package"],
+    },
+    zip_safe=True,
+    maintainer="pilotnet_brain developers",
+    maintainer_email="dev@pilotnet-brain.invalid",
+    description="PilotNet brain nodes, embedded circuit simulator and BehaviorMetrics metrics",
+    license="Apache-2.0",
+    tests_require=["pytest"],
+    entry_points={
+        "console_scripts": [
+            "pilotnet-brain = pilotnet_brain.cli:main",
+        ],
+    },
+)
