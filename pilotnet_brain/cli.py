@@ -1,0 +1,179 @@
+"""`pilotnet-brain`: one subcommand per job."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+
+def _split(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _directions(value: str) -> list[str]:
+    dirs = ["ccw", "cw"] if value == "both" else _split(value)
+    bad = [d for d in dirs if d not in ("ccw", "cw")]
+    if bad:
+        raise argparse.ArgumentTypeError(f"unknown direction(s) {', '.join(bad)}; use ccw, cw, or both")
+    return dirs
+
+
+def _add_sim_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="ROS 2 parameters YAML for the simulator (default: config/simulation.yaml)")
+    p.add_argument("--clock", choices=("lockstep", "realtime"), help="simulation clock (default from config)")
+    p.add_argument("--camera-rate", type=float, help="camera frames per second")
+    p.add_argument("--latency-ms", type=float,
+                   help="lockstep: fixed command latency in ms (default: the brain's measured time per frame)")
+    p.add_argument("--timeout", type=float, help="simulated seconds before a run is stopped")
+
+
+def _sim_config(args):
+    from .sim_config import load_sim_parameters, sim_config_from_parameters
+
+    params = load_sim_parameters(args.config)
+    if args.clock:
+        params["clock"] = args.clock
+    if args.camera_rate:
+        params["camera_rate"] = args.camera_rate
+    if args.latency_ms is not None:
+        params["latency"] = args.latency_ms / 1000.0
+    if args.timeout:
+        params["timeout"] = args.timeout
+    return sim_config_from_parameters(params)
+
+
+# --- circuits ------------------------------------------------------------------------------------
+def cmd_circuits(args) -> int:
+    from .circuits import describe_circuits
+    from .simulator import BEHAVIOR_METRICS_TIMEOUTS_S
+
+    rows = describe_circuits()
+    print(f"{'circuit':16s} {'length (m)':>10s} {'min radius (m)':>15s} {'road width (m)':>15s} {'BM time-out (s)':>16s}")
+    for r in rows:
+        print(f"{r['name']:16s} {r['length_m']:10.0f} {r['min_radius_m']:15.1f} {2 * r['half_width_m']:15.1f} "
+              f"{BEHAVIOR_METRICS_TIMEOUTS_S.get(r['name'], float('nan')):16.0f}")
+    print("\nAny TUM-format CSV (x_m,y_m,w_tr_right_m,w_tr_left_m) is accepted as --circuit PATH [--scale S].")
+    return 0
+
+
+# --- drive ---------------------------------------------------------------------------------------
+def cmd_drive(args) -> int:
+    from tqdm import tqdm
+
+    from .brains import make_brain
+    from .evaluation import drive, write_summary
+    from .metrics import metrics_table
+
+    config = _sim_config(args)
+    circuits = _split(args.circuit)
+    out_dir = Path(args.out) if args.out else None
+    rows = []
+    for circuit in circuits:
+        for direction in args.direction:
+            brain = make_brain(args.brain)
+            bar = tqdm(total=100, desc=f"{Path(circuit).stem} {direction}", unit="%", leave=False,
+                       file=sys.stderr, disable=True if args.quiet else None)
+
+            def progress(fraction, bar=bar):
+                bar.n = min(100, int(fraction * 100))
+                bar.refresh()
+
+            result = drive(circuit, direction, brain, config, scale=args.scale, out_dir=out_dir, progress=progress)
+            bar.close()
+            rows.append(result.metrics)
+    if args.json:
+        print(json.dumps(rows[0] if len(rows) == 1 else rows, indent=2))
+    else:
+        print(metrics_table(rows, fmt="markdown"))
+    if out_dir is not None:
+        written = write_summary(rows, out_dir)
+        if not args.json:
+            print(f"\nper-run JSON and trajectory plots, summary table and chart in {out_dir}/ "
+                  f"({', '.join(p.name for p in written)})")
+    return 0 if all(r["completed_pct"] >= 100.0 for r in rows) else 1
+
+
+# --- record --------------------------------------------------------------------------------------
+def cmd_record(args) -> int:
+    from .dataset import PerturbationSettings, record_dataset
+
+    config = _sim_config(args)
+    perturbation = PerturbationSettings(rate_per_s=args.perturbation_rate)
+    t0 = time.perf_counter()
+    summary = record_dataset(Path(args.out), _split(args.circuits), args.direction, seed=args.seed,
+                             laps=args.laps, frame_stride=args.frame_stride, perturbation=perturbation,
+                             lighting_variation=args.lighting_variation, config=config)
+    for s in summary["sequences"]:
+        print(f"{s['name']:28s} {s['frames']:7d} frames {s['images_mb']:8.1f} MB")
+    print(f"{'total':28s} {summary['frames']:7d} frames {summary['images_mb']:8.1f} MB "
+          f"in {time.perf_counter() - t0:.0f} s -> {args.out}")
+    return 0
+
+
+# --- sim-benchmark -------------------------------------------------------------------------------
+def cmd_sim_benchmark(args) -> int:
+    from .benchmarks import simulator_benchmark
+
+    print(simulator_benchmark(frames=args.frames, circuit=args.circuit))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pilotnet-brain", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("circuits", help="list the built-in circuits with their lengths")
+    p.set_defaults(func=cmd_circuits)
+
+    p = sub.add_parser("drive", help="drive a brain on circuits of the embedded simulator and score it")
+    p.add_argument("--brain", default="explicit", help="brain name (explicit)")
+    p.add_argument("--circuit", default="simple_circuit",
+                   help="built-in circuit name(s) or CSV path(s), comma separated")
+    p.add_argument("--direction", type=_directions, default=["ccw"], help="ccw, cw, ccw,cw or both")
+    p.add_argument("--scale", type=float, default=1.0, help="scale factor for CSV circuits")
+    p.add_argument("--out", help="directory for per-run JSON, trajectory plots and the summary table")
+    p.add_argument("--json", action="store_true", help="print only the metrics JSON on stdout")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_sim_options(p)
+    p.set_defaults(func=cmd_drive)
+
+    p = sub.add_parser("record", help="record a driving dataset with the explicit brain")
+    p.add_argument("--circuits", default="many_curves,nurburgring", help="comma-separated circuits")
+    p.add_argument("--direction", type=_directions, default=["ccw", "cw"], help="ccw, cw, ccw,cw or both")
+    p.add_argument("--out", required=True, help="dataset directory")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--laps", type=int, default=1, help="laps per circuit and direction")
+    p.add_argument("--frame-stride", type=int, default=1, help="keep every N-th camera frame")
+    p.add_argument("--perturbation-rate", type=float, default=0.15,
+                   help="steering perturbations per simulated second (0 = none)")
+    p.add_argument("--lighting-variation", type=float, default=0.0,
+                   help="per-lap brightness varies by +- this fraction")
+    _add_sim_options(p)
+    p.set_defaults(func=cmd_record)
+
+    p = sub.add_parser("sim-benchmark", help="render time per frame and lock-step speed-up over real time")
+    p.add_argument("--frames", type=int, default=500, help="frames to time the renderer on")
+    p.add_argument("--circuit", default="montreal", help="circuit for the lock-step lap")
+    p.set_defaults(func=cmd_sim_benchmark)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .circuits import CircuitError
+    from .sim_config import ConfigError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (CircuitError, ConfigError, ValueError, FileNotFoundError) as error:
+        print(f"pilotnet-brain {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
