@@ -117,13 +117,16 @@ class Renderer:
         self._ground_size = (cam.width, cam.height - self._ground_row)
         self._palette = self._make_palette(track.half_width_m)
         self._sky = self._make_sky()
-        # Crop of the distance map around the car: everything within max_range_m plus a cell margin.
-        self._window_cells = int(math.ceil(cam.max_range_m / track.cell_m)) + 4
+        # Crop of the distance map around the car holding every ground point the camera can see
+        # (max_range_m ahead, out to the image corners), so the warp never reads past the crop.
+        visible_radius_m = math.hypot(cam.max_range_m + cam.forward_m,
+                                      cam.max_range_m * math.tan(cam.horizontal_fov_rad / 2))
+        self._window_cells = int(math.ceil(visible_radius_m / track.cell_m)) + 4
         self._pixel_offset = np.array([[1, 0, 0], [0, 1, self._ground_row], [0, 0, 1.0]])
 
     def _make_palette(self, half_width_m: float) -> np.ndarray:
         b = self.BIN_M
-        d = (np.arange(256) + 0.5) * b  # distance at the bin centre
+        d = np.arange(256) * b  # convertScaleAbs rounds, so entry i stands for |d| in [(i - 0.5) b, (i + 0.5) b)
         pal = np.empty((256, 3), np.float64)
         pal[:] = GRASS
         pal[d < half_width_m + WHITE_LINE_WIDTH_M / 2] = WHITE_LINE
@@ -161,14 +164,15 @@ class Renderer:
         rows, cols = tm.signed_distance_m.shape
         r0, c0 = max(cr - w, 0), max(cc - w, 0)
         window = tm.signed_distance_m[r0:min(cr + w, rows), c0:min(cc + w, cols)]
-        far = 256 * self.BIN_M  # beyond the palette: grass
-        if window.size == 0:
-            dist = np.full((self._ground_size[1], self._ground_size[0]), far, np.float32)
+        if window.size == 0:  # the car is far outside the circuit's map: all grass
+            dist = np.full((self._ground_size[1], self._ground_size[0]), 256 * self.BIN_M, np.float32)
         else:
+            # Past the crop lies only the map's outer margin (grass): replicating its edge never
+            # blends a negative and a positive distance into a phantom road, as a constant would.
             h = self.image_to_grid(x, y, yaw, c0, r0)
             dist = cv2.warpPerspective(window, h, self._ground_size,
                                        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                                       borderMode=cv2.BORDER_CONSTANT, borderValue=far)
+                                       borderMode=cv2.BORDER_REPLICATE)
         # |d| in palette bins (saturates at 255 = grass), then colour look-up.
         idx = cv2.convertScaleAbs(dist, alpha=1.0 / self.BIN_M)
         out[:self._ground_row] = self._sky

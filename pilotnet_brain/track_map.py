@@ -88,9 +88,23 @@ class TrackMap:
         return float(top * (1 - fr) + bottom * fr)
 
 
-def signed_distance_to_loop(loop: np.ndarray, xy: np.ndarray, chunk: int = 200_000) -> np.ndarray:
-    """Exact signed distance from points to a closed polyline (left of the driving direction > 0)."""
+def densify_loop(loop: np.ndarray, max_step_m: float) -> np.ndarray:
+    """The same closed polyline with extra vertices on every segment longer than max_step_m."""
     loop = np.asarray(loop, np.float64)
+    nxt = np.roll(loop, -1, axis=0)
+    pieces = np.maximum(np.ceil(np.hypot(*(nxt - loop).T) / max_step_m).astype(int), 1)
+    out = [a + (b - a) * (np.arange(k)[:, None] / k) for a, b, k in zip(loop, nxt, pieces)]
+    return np.concatenate(out)
+
+
+def signed_distance_to_loop(loop: np.ndarray, xy: np.ndarray, chunk: int = 200_000,
+                            max_step_m: float = 0.5) -> np.ndarray:
+    """Signed distance from points to a closed polyline (left of the driving direction > 0).
+
+    The nearest segment is searched next to the nearest vertex, which is exact once vertices are
+    evenly and densely spaced: long segments are first split into max_step_m pieces (same polyline).
+    """
+    loop = densify_loop(loop, max_step_m)
     a = loop
     b = np.roll(loop, -1, axis=0)
     seg = b - a

@@ -1,0 +1,87 @@
+# pilotnet_brain: all set-up happens on demand. On a fresh machine (python3 + venv only):
+#   make test   # create .venv, install '.[dev,ros]', run the test suite
+#   make run    # same set-up, then the main driving job
+# Other targets: make install | colcon-check | clean
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := test
+.DELETE_ON_ERROR:
+
+PYTHON3 ?= python3
+VENV    := .venv
+PY      := $(VENV)/bin/python
+PIP     := $(PY) -m pip --no-input
+STAMP   := $(VENV)/.installed
+EXTRAS  ?= dev,ros
+
+COLCON_WS := build/colcon_ws
+PKG       := pilotnet_brain
+
+export MPLBACKEND := Agg
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: install test run colcon-check clean
+
+$(PY):
+	$(PYTHON3) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+# Reinstall only when the packaging metadata changes (editable install: code edits need nothing).
+$(STAMP): setup.py setup.cfg | $(PY)
+	$(PIP) install --progress-bar off -e '.[$(EXTRAS)]'
+	@test -x $(VENV)/bin/pilotnet-brain || { echo "error: pip did not install $(VENV)/bin/pilotnet-brain" >&2; exit 1; }
+	touch $@
+
+install: $(STAMP)
+
+# pytest exit 5 = no tests collected: always an error here, say so loudly.
+test: $(STAMP)
+	@echo "$(PY) -m pytest -q test"
+	@$(PY) -m pytest -q test || { rc=$$?; if [ $$rc -eq 5 ]; then \
+	    echo "ERROR: pytest collected no tests (exit 5); this repository always has tests" >&2; fi; \
+	    exit $$rc; }
+
+run: $(STAMP)
+	$(VENV)/bin/pilotnet-brain drive --brain explicit \
+	    --circuit simple_circuit,montreal,montmelo --direction ccw,cw --out runs/main
+
+# Build the package the ROS 2 way (colcon, ament_python) in a scratch workspace and check the
+# install tree has what `ros2 run` / `ros2 launch` / the ament index need.
+colcon-check: $(STAMP)
+	rm -rf $(COLCON_WS)
+	mkdir -p $(COLCON_WS)/src/$(PKG)
+	@# copy the working tree (tracked + untracked, minus ignored: no .venv, build/, ...)
+	if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then \
+	    git ls-files -z --cached --others --exclude-standard \
+	        | while IFS= read -r -d '' f; do if [ -e "$$f" ]; then printf '%s\0' "$$f"; fi; done \
+	        | tar --null -T - -cf - | tar -xf - -C $(COLCON_WS)/src/$(PKG); \
+	else \
+	    tar --exclude=./.venv --exclude=./build --exclude=./install --exclude=./log \
+	        --exclude=./runs --exclude=./.git -cf - . | tar -xf - -C $(COLCON_WS)/src/$(PKG); \
+	fi
+	cd $(COLCON_WS) && PATH="$(CURDIR)/$(VENV)/bin:$$PATH" \
+	    $(CURDIR)/$(VENV)/bin/colcon --log-base log build --base-paths src \
+	        --build-base build --install-base install
+	@cd $(COLCON_WS)/install && set -e; \
+	for f in lib/$(PKG)/pilotnet-brain share/$(PKG)/package.xml \
+	         share/ament_index/resource_index/packages/$(PKG); do \
+	    test -e "$(PKG)/$$f" || { echo "colcon-check: missing install/$(PKG)/$$f" >&2; exit 1; }; \
+	    echo "colcon-check: ok  $$f"; \
+	done; \
+	test -x $(PKG)/lib/$(PKG)/pilotnet-brain || { echo "colcon-check: pilotnet-brain not executable" >&2; exit 1; }
+	@cd $(COLCON_WS) && set +u && source install/setup.bash && set -u && cd /tmp && \
+	    $(CURDIR)/$(PY) -c 'import pathlib, pilotnet_brain, pilotnet_brain.resources as r; \
+	        f = pathlib.Path(pilotnet_brain.__file__).resolve(); \
+	        ws = pathlib.Path("$(CURDIR)/$(COLCON_WS)/install").resolve(); \
+	        assert ws in f.parents, f"imported {f}, not from {ws}"; \
+	        print("colcon-check: ok  import pilotnet_brain from", f.parent); \
+	        s = r.share_dir().resolve(); \
+	        assert ws in s.parents, f"share_dir() is {s}, not in {ws}"; \
+	        print("colcon-check: ok  resources.share_dir() =", s)' && \
+	    $(CURDIR)/$(COLCON_WS)/install/$(PKG)/lib/$(PKG)/pilotnet-brain --help >/dev/null && \
+	    echo "colcon-check: ok  lib/$(PKG)/pilotnet-brain --help runs"
+	@echo "colcon-check: passed"
+
+clean:
+	rm -rf $(VENV) build install log *.egg-info $(PKG).egg-info .pytest_cache
+	find . -path ./.git -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,34 @@
+"""Shared fixtures for the simulator tests: a synthetic stadium circuit with long straights."""
+import math
+
+import numpy as np
+import pytest
+
+from pilotnet_brain.track_map import TrackMap
+
+STADIUM_STRAIGHT_M = 200.0
+STADIUM_RADIUS_M = 40.0
+STADIUM_HALF_WIDTH_M = 3.5
+STADIUM_SPACING_M = 0.5
+
+
+def stadium_centerline(straight=STADIUM_STRAIGHT_M, radius=STADIUM_RADIUS_M, spacing=STADIUM_SPACING_M):
+    """Counter-clockwise stadium: the bottom straight runs along y = -radius in +x from x = -straight/2.
+
+    On the bottom straight the signed distance of (x, y) is exactly y + radius (left = +y = inside).
+    """
+    half = straight / 2
+    n_s = int(round(straight / spacing))
+    n_c = int(round(math.pi * radius / spacing))
+    bottom = np.column_stack([-half + np.arange(n_s) * straight / n_s, np.full(n_s, -radius)])
+    a = -math.pi / 2 + np.arange(n_c) * math.pi / n_c
+    right = np.column_stack([half + radius * np.cos(a), radius * np.sin(a)])
+    top = np.column_stack([half - np.arange(n_s) * straight / n_s, np.full(n_s, radius)])
+    a = math.pi / 2 + np.arange(n_c) * math.pi / n_c
+    left = np.column_stack([-half + radius * np.cos(a), radius * np.sin(a)])
+    return np.vstack([bottom, right, top, left])
+
+
+@pytest.fixture(scope="session")
+def stadium_track():
+    return TrackMap.from_centerline(stadium_centerline(), STADIUM_HALF_WIDTH_M)
