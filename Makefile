@@ -12,7 +12,7 @@ VENV    := .venv
 PY      := $(VENV)/bin/python
 PIP     := $(PY) -m pip --no-input
 STAMP   := $(VENV)/.installed
-EXTRAS  ?= dev,ros
+EXTRAS  ?= dev,ros,torch
 
 COLCON_WS := build/colcon_ws
 PKG       := pilotnet_brain
@@ -20,7 +20,7 @@ PKG       := pilotnet_brain
 export MPLBACKEND := Agg
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install test run colcon-check clean
+.PHONY: install test run colcon-check clean data model evaluate
 
 $(PY):
 	$(PYTHON3) -m venv $(VENV)
@@ -44,6 +44,22 @@ test: $(STAMP)
 run: $(STAMP)
 	$(VENV)/bin/pilotnet-brain drive --brain explicit \
 	    --circuit simple_circuit,montreal,montmelo --direction ccw,cw --out runs/main
+
+# --- PilotNet: reproduce the shipped weights (pilotnet_brain/models/pilotnet_fp32.safetensors) ---
+# Training data: the expert on the training circuits, both directions, 2 laps each, with recovery
+# perturbations and lighting variation (~20k frames, ~150 MB). Test data: the held-out circuits.
+data: $(STAMP)
+	$(VENV)/bin/pilotnet-brain record --circuits many_curves,nurburgring --direction both --laps 2 \
+	    --lighting-variation 0.15 --seed 1 --out data/train
+	$(VENV)/bin/pilotnet-brain record --circuits simple_circuit,montreal,montmelo --direction both \
+	    --laps 1 --frame-stride 3 --seed 2 --out data/test
+
+model: $(STAMP)
+	$(VENV)/bin/pilotnet-brain train --data data/train --out pilotnet_brain/models/pilotnet_fp32.safetensors \
+	    --epochs 25 --seed 0
+
+evaluate: $(STAMP)
+	$(VENV)/bin/pilotnet-brain evaluate --data data/test --out runs/evaluate
 
 # Build the package the ROS 2 way (colcon, ament_python) in a scratch workspace and check the
 # install tree has what `ros2 run` / `ros2 launch` / the ament index need.

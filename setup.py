@@ -22,6 +22,8 @@ setup(
     name=PACKAGE,
     version="0.1.0",
     packages=find_packages(exclude=["test", "test.*"]),
+    # The shipped PilotNet weights (safetensors + metadata) travel inside the package.
+    package_data={PACKAGE: ["models/*.safetensors", "models/*.json"]},
     data_files=[
         ("share/ament_index/resource_index/packages", ["resource/" + PACKAGE]),
         ("share/" + PACKAGE, ["package.xml"]),
@@ -36,6 +38,7 @@ setup(
         "pyyaml",
         "matplotlib",
         "tqdm",
+        "safetensors",
         "setuptools",
     ],
     extras_require={
@@ -45,7 +48,7 @@ setup(
         "onnx": ["onnx", "onnxruntime"],
         "dev": ["pytest", "colcon-common-extensions", "ros-ament-package"],
     },
-    zip_safe=True,
+    zip_safe=False,
     maintainer="pilotnet_brain developers",
     maintainer_email="dev@pilotnet-brain.invalid",
     description="PilotNet brain nodes, embedded circuit simulator and BehaviorMetrics metrics",

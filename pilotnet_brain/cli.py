@@ -70,9 +70,16 @@ def cmd_drive(args) -> int:
     circuits = _split(args.circuit)
     out_dir = Path(args.out) if args.out else None
     rows = []
+    brain_options = {}
+    if args.brain == "pilotnet":
+        brain_options = {"model_path": args.model, "backend": args.backend}
+        if args.device:
+            brain_options["device"] = args.device
+    elif args.model or args.device:
+        raise ValueError(f"--model/--device apply to the pilotnet brain, not {args.brain!r}")
     for circuit in circuits:
         for direction in args.direction:
-            brain = make_brain(args.brain)
+            brain = make_brain(args.brain, **brain_options)
             bar = tqdm(total=100, desc=f"{Path(circuit).stem} {direction}", unit="%", leave=False,
                        file=sys.stderr, disable=True if args.quiet else None)
 
@@ -112,6 +119,36 @@ def cmd_record(args) -> int:
     return 0
 
 
+# --- train / evaluate ---------------------------------------------------------------------------
+def cmd_train(args) -> int:
+    from .pilotnet.train import TrainConfig, train_from_directory
+
+    config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed,
+                         val_fraction=args.val_fraction, augment=not args.no_augment, threads=args.threads,
+                         samples_per_epoch=args.samples_per_epoch)
+    out = Path(args.out)
+    summary = train_from_directory(Path(args.data), out, config)
+    print(f"best validation MSE {summary['best_val_mse']:.5f} at epoch {summary['best_epoch']}; "
+          f"{summary['train_frames']} training / {summary['val_frames']} validation frames; "
+          f"{summary['train_seconds']:.0f} s -> {out} (+ {out.stem}.json, {out.stem}_loss.png)")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from .backends import make_backend
+    from .brains.pilotnet import SHIPPED_MODEL
+    from .pilotnet.data import load_frames
+    from .pilotnet.offline_eval import evaluate, format_table
+
+    backend = make_backend(args.backend, Path(args.model) if args.model else SHIPPED_MODEL)
+    frames = load_frames(Path(args.data))
+    results = evaluate(backend, frames, Path(args.out), name=f"offline_eval_{backend.name}")
+    print(f"{backend.name} ({backend.path.name}) on {args.data}:\n")
+    print(format_table(results))
+    print(f"\nJSON and predicted-vs-true plot in {args.out}/")
+    return 0
+
+
 # --- sim-benchmark -------------------------------------------------------------------------------
 def cmd_sim_benchmark(args) -> int:
     from .benchmarks import simulator_benchmark
@@ -128,7 +165,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_circuits)
 
     p = sub.add_parser("drive", help="drive a brain on circuits of the embedded simulator and score it")
-    p.add_argument("--brain", default="explicit", help="brain name (explicit)")
+    p.add_argument("--brain", default="explicit", help="brain name: explicit | pilotnet")
+    p.add_argument("--model", help="pilotnet: model file (default: the shipped weights)")
+    p.add_argument("--backend", default="torch_fp32", help="pilotnet: inference backend")
+    p.add_argument("--device", choices=("cpu", "cuda"), help="pilotnet: device for torch backends")
     p.add_argument("--circuit", default="simple_circuit",
                    help="built-in circuit name(s) or CSV path(s), comma separated")
     p.add_argument("--direction", type=_directions, default=["ccw"], help="ccw, cw, ccw,cw or both")
@@ -153,6 +193,26 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sim_options(p)
     p.set_defaults(func=cmd_record)
 
+    p = sub.add_parser("train", help="train PilotNet on a recorded dataset")
+    p.add_argument("--data", required=True, help="dataset directory written by `record`")
+    p.add_argument("--out", required=True, help="output weights file (.safetensors)")
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--val-fraction", type=float, default=0.1)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--samples-per-epoch", type=int, help="default: the training-set size")
+    p.add_argument("--no-augment", action="store_true")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="offline evaluation of a model on recorded test circuits")
+    p.add_argument("--model", help="model file (default: the shipped weights)")
+    p.add_argument("--backend", default="torch_fp32")
+    p.add_argument("--data", required=True, help="test dataset directory written by `record`")
+    p.add_argument("--out", default="runs/evaluate", help="directory for the JSON and plot")
+    p.set_defaults(func=cmd_evaluate)
+
     p = sub.add_parser("sim-benchmark", help="render time per frame and lock-step speed-up over real time")
     p.add_argument("--frames", type=int, default=500, help="frames to time the renderer on")
     p.add_argument("--circuit", default="montreal", help="circuit for the lock-step lap")
@@ -161,13 +221,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .backends import BackendUnavailable
     from .circuits import CircuitError
+    from .preprocessing import ImageError
     from .sim_config import ConfigError
 
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (CircuitError, ConfigError, ValueError, FileNotFoundError) as error:
+    except (CircuitError, ConfigError, ImageError, BackendUnavailable, ValueError, FileNotFoundError) as error:
         print(f"pilotnet-brain {args.command}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from .base import Brain, BrainOutput, Command, STOP, clamp_command
 
-BRAIN_NAMES = ("explicit",)
+BRAIN_NAMES = ("explicit", "pilotnet")
 
 
 def make_brain(name: str, **options) -> Brain:
@@ -11,6 +11,9 @@ def make_brain(name: str, **options) -> Brain:
     if name == "explicit":
         from .explicit import ExplicitBrain
         return ExplicitBrain(**options)
+    if name == "pilotnet":
+        from .pilotnet import PilotNetBrain
+        return PilotNetBrain(**options)
     raise ValueError(f"unknown brain {name!r}; choose one of: {', '.join(BRAIN_NAMES)}")
 
 

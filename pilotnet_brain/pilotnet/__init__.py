@@ -1,0 +1,1 @@
+"""PilotNet: the network, its weights files, training and offline evaluation (needs torch)."""
