@@ -15,6 +15,7 @@ ROS_WHEELS = [
     "ros-geometry-msgs",
     "ros-nav-msgs",
     "ros-std-msgs",
+    "ros-rosgraph-msgs",
     "ros-rmw-fastrtps-cpp",
 ]
 
@@ -29,6 +30,7 @@ setup(
         ("share/" + PACKAGE, ["package.xml"]),
         ("share/" + PACKAGE + "/launch", glob("launch/*.py")),
         ("share/" + PACKAGE + "/config", glob("config/*.yaml")),
+        ("share/" + PACKAGE + "/config/brains", glob("config/brains/*.yaml")),
     ],
     python_requires=">=3.10",
     install_requires=[
@@ -57,6 +59,10 @@ setup(
     entry_points={
         "console_scripts": [
             "pilotnet-brain = pilotnet_brain.cli:main",
+            "brain_node = pilotnet_brain.ros.brain_node:main",
+            "sim_node = pilotnet_brain.ros.sim_node:main",
+            "metrics_node = pilotnet_brain.ros.metrics_node:main",
+            "bag_recorder = pilotnet_brain.ros.bag_recorder:main",
         ],
     },
 )

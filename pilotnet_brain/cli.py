@@ -70,26 +70,25 @@ def cmd_drive(args) -> int:
     circuits = _split(args.circuit)
     out_dir = Path(args.out) if args.out else None
     rows = []
-    brain_options = {}
-    if args.brain == "pilotnet":
-        brain_options = {"model_path": args.model, "backend": args.backend}
-        if args.device:
-            brain_options["device"] = args.device
-    elif args.model or args.device:
-        raise ValueError(f"--model/--device apply to the pilotnet brain, not {args.brain!r}")
-    for circuit in circuits:
-        for direction in args.direction:
-            brain = make_brain(args.brain, **brain_options)
-            bar = tqdm(total=100, desc=f"{Path(circuit).stem} {direction}", unit="%", leave=False,
-                       file=sys.stderr, disable=True if args.quiet else None)
+    brains = _split(args.brain)
+    if (args.model or args.device) and "pilotnet" not in brains:
+        raise ValueError("--model/--device apply to the pilotnet brain")
+    pilotnet_options = {"model_path": args.model, "backend": args.backend}
+    if args.device:
+        pilotnet_options["device"] = args.device
+    runs = [(b, c, d) for b in brains for c in circuits for d in args.direction]
+    for brain_name, circuit, direction in runs:
+        brain = make_brain(brain_name, **(pilotnet_options if brain_name == "pilotnet" else {}))
+        bar = tqdm(total=100, desc=f"{brain_name} {Path(circuit).stem} {direction}", unit="%", leave=False,
+                   file=sys.stderr, disable=True if args.quiet else None)
 
-            def progress(fraction, bar=bar):
-                bar.n = min(100, int(fraction * 100))
-                bar.refresh()
+        def progress(fraction, bar=bar):
+            bar.n = min(100, int(fraction * 100))
+            bar.refresh()
 
-            result = drive(circuit, direction, brain, config, scale=args.scale, out_dir=out_dir, progress=progress)
-            bar.close()
-            rows.append(result.metrics)
+        result = drive(circuit, direction, brain, config, scale=args.scale, out_dir=out_dir, progress=progress)
+        bar.close()
+        rows.append(result.metrics)
     if args.json:
         print(json.dumps(rows[0] if len(rows) == 1 else rows, indent=2))
     else:
@@ -149,12 +148,108 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+# --- optimize / offline-benchmark ---------------------------------------------------------------
+def cmd_optimize(args) -> int:
+    from .brains.pilotnet import SHIPPED_MODEL
+    from .optimize.data import OptimizeData
+    from .optimize.run import format_results, optimize, parse_methods
+    from .pilotnet.data import load_frames
+
+    methods = parse_methods(args.methods)
+    data = OptimizeData.from_frames(load_frames(Path(args.data)), args.calibration_size, seed=args.seed)
+    results = optimize(Path(args.model) if args.model else SHIPPED_MODEL, Path(args.out), methods, data)
+    print()
+    print(format_results(results))
+    return 0 if all(r.status != "failed" for r in results) else 1
+
+
+def cmd_offline_benchmark(args) -> int:
+    from tqdm import tqdm
+
+    from .optimize.offline_benchmark import format_table, observations, run_benchmark
+
+    methods = _split(args.methods) if args.methods else None
+    bar = tqdm(total=None, desc="offline benchmark", unit="variant", file=sys.stderr)
+
+    def progress(i, n, name):
+        bar.total = n
+        bar.n = i
+        bar.set_postfix_str(name)
+        bar.refresh()
+
+    rows = run_benchmark(Path(args.models), Path(args.data), Path(args.out), methods, args.repeats, progress)
+    bar.close()
+    print(format_table(rows))
+    print()
+    print(observations(rows))
+    print(f"\nMarkdown, CSV, JSON and a latency/accuracy scatter in {args.out}/")
+    return 0
+
+
 # --- sim-benchmark -------------------------------------------------------------------------------
 def cmd_sim_benchmark(args) -> int:
     from .benchmarks import simulator_benchmark
 
     print(simulator_benchmark(frames=args.frames, circuit=args.circuit))
     return 0
+
+
+# --- analyze / benchmark (rosbag2 + the ROS 2 graph) ---------------------------------------------
+def cmd_analyze(args) -> int:
+    from .bags import analyze_bags
+    from .metrics import metrics_table
+
+    out_dir = Path(args.out) if args.out else None
+    rows = analyze_bags(args.bags, out_dir)
+    if args.json:
+        print(json.dumps(rows[0] if len(rows) == 1 else rows, indent=2))
+    else:
+        print(metrics_table(rows, fmt="markdown"))
+    if out_dir is not None:
+        from .evaluation import write_summary
+
+        write_summary(rows, out_dir)
+        if not args.json:
+            print(f"\nper-run JSON, trajectory and speed/command plots, summary table and chart in {out_dir}/")
+    return 0
+
+
+def cmd_benchmark(args) -> int:
+    from .closed_loop_benchmark import run_benchmark, seed_table, summarize, write_outputs
+
+    out_dir = Path(args.out)
+    try:
+        rows = run_benchmark(_split(args.brains) if args.brains else None, _split(args.circuits), args.directions,
+                             clock=args.clock, out_dir=out_dir, record=args.record, timeout=args.timeout,
+                             progress=not args.quiet)
+    except RuntimeError as error:
+        print(f"pilotnet-brain benchmark: error: {error}", file=sys.stderr)
+        return 2
+    print(seed_table(summarize(rows)))
+    written = write_outputs(rows, out_dir)
+    print(f"tables (Markdown, CSV), JSON and chart in {out_dir}/ ({', '.join(p.name for p in written)})")
+    return 1 if any(r.get("error") for r in rows) else 0
+
+
+# --- launch (the ROS 2 graph without `ros2 launch`) ------------------------------------------------
+def cmd_launch(args) -> int:
+    from .ros.launcher import LaunchError, run_brain, run_simulation
+
+    if args.what == "brain":
+        return run_brain(args.brain_config)
+    try:
+        result = run_simulation(circuit=args.circuit, direction=args.direction, brain_config=args.brain_config,
+                                clock=args.clock, record=args.record, out_dir=args.out, timeout=args.timeout,
+                                scale=args.scale)
+    except LaunchError as error:
+        print(f"pilotnet-brain launch: error: {error}", file=sys.stderr)
+        return 1
+    from .metrics import metrics_table
+
+    print(metrics_table([result["metrics"]]))
+    print(f"metrics: {result['metrics_path']}  logs: {result['logs']}"
+          + (f"  bag: {result['bag_path']}" if result["bag_path"] else ""))
+    return 0 if (result["metrics"].get("completed_pct") or 0) >= 100.0 else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -165,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_circuits)
 
     p = sub.add_parser("drive", help="drive a brain on circuits of the embedded simulator and score it")
-    p.add_argument("--brain", default="explicit", help="brain name: explicit | pilotnet")
+    p.add_argument("--brain", default="explicit", help="brain name(s), comma separated: explicit, pilotnet")
     p.add_argument("--model", help="pilotnet: model file (default: the shipped weights)")
     p.add_argument("--backend", default="torch_fp32", help="pilotnet: inference backend")
     p.add_argument("--device", choices=("cpu", "cuda"), help="pilotnet: device for torch backends")
@@ -213,10 +308,59 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/evaluate", help="directory for the JSON and plot")
     p.set_defaults(func=cmd_evaluate)
 
+    p = sub.add_parser("launch", help="start the ROS 2 graph of launch/<what>.launch.py (no ros2 launch needed)")
+    p.add_argument("what", choices=("simulation", "brain"),
+                   help="simulation: sim + brain + metrics nodes, one run; brain: brain_node alone (Gazebo)")
+    p.add_argument("--brain-config", default="explicit",
+                   help="brain_node parameters YAML, or a name in config/brains (explicit, pilotnet_fp32)")
+    p.add_argument("--circuit", default="simple_circuit", help="built-in circuit name or CSV path")
+    p.add_argument("--direction", choices=("ccw", "cw"), default="ccw")
+    p.add_argument("--scale", type=float, default=1.0, help="scale factor for CSV circuits")
+    p.add_argument("--clock", choices=("lockstep", "realtime"), help="default: config/simulation.yaml")
+    p.add_argument("--timeout", type=float, help="simulated seconds (default: the circuit's time-out)")
+    p.add_argument("--record", action="store_true", help="also record a rosbag2 bag (bag_recorder node)")
+    p.add_argument("--out", default="runs/ros", help="directory for the metrics JSON, summary.csv, logs, bag")
+    p.set_defaults(func=cmd_launch)
+
+    p = sub.add_parser("optimize", help="build optimised variants (INT8, ONNX, TFLite, ...) of a trained model")
+    p.add_argument("--model", help="trained FP32 weights (default: the shipped model)")
+    p.add_argument("--out", required=True, help="directory for the variants")
+    p.add_argument("--methods", help="comma-separated methods (default: all; unavailable ones are skipped)")
+    p.add_argument("--data", default="data/train", help="training data for calibration and QAT")
+    p.add_argument("--calibration-size", type=int, default=300)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_optimize)
+
+    p = sub.add_parser("offline-benchmark", help="compare every variant: size, memory, MSE, latency")
+    p.add_argument("--models", required=True, help="directory written by `optimize`")
+    p.add_argument("--data", required=True, help="test dataset directory")
+    p.add_argument("--methods", help="comma-separated subset (default: every variant found)")
+    p.add_argument("--repeats", type=int, default=300, help="timed runs per latency figure")
+    p.add_argument("--out", default="runs/offline_benchmark")
+    p.set_defaults(func=cmd_offline_benchmark)
+
     p = sub.add_parser("sim-benchmark", help="render time per frame and lock-step speed-up over real time")
     p.add_argument("--frames", type=int, default=500, help="frames to time the renderer on")
     p.add_argument("--circuit", default="montreal", help="circuit for the lock-step lap")
     p.set_defaults(func=cmd_sim_benchmark)
+
+    p = sub.add_parser("analyze", help="recompute a run's metrics from its rosbag2 bag(s) and plot them")
+    p.add_argument("bags", nargs="+", help="bag directories (with metadata.yaml) recorded by bag_recorder")
+    p.add_argument("--out", help="directory for per-run JSON, trajectory and time-series plots, summary")
+    p.add_argument("--json", action="store_true", help="print only the metrics JSON on stdout")
+    p.set_defaults(func=cmd_analyze)
+
+    p = sub.add_parser("benchmark", help="every brain preset on every circuit through the ROS 2 graph")
+    p.add_argument("--brains", help="brain presets (config/brains/<name>.yaml), comma separated (default: all)")
+    p.add_argument("--circuits", default="simple_circuit,montreal,montmelo",
+                   help="built-in circuit name(s) or CSV path(s), comma separated")
+    p.add_argument("--directions", type=_directions, default=["ccw"], help="ccw, cw, ccw,cw or both")
+    p.add_argument("--clock", choices=("lockstep", "realtime"), help="simulation clock (default from config)")
+    p.add_argument("--timeout", type=float, help="simulated seconds before a run is stopped")
+    p.add_argument("--out", default="runs/benchmark", help="directory for tables, JSON, chart and runs")
+    p.add_argument("--record", action="store_true", help="record each run as a rosbag2 bag (MCAP)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_benchmark)
     return parser
 
 

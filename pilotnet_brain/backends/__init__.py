@@ -7,9 +7,28 @@ from .base import Backend, BackendUnavailable, check_batch
 
 #: name -> (module, class). Imports are lazy so a missing optional runtime only affects its backends.
 _REGISTRY = {
+    # PyTorch (torch_backend.py): eager FP32 baseline, traced+frozen FP32, CUDA FP32/FP16
     "torch_fp32": ("torch_backend", "TorchFP32Backend"),
+    "torch_fp32_traced": ("torch_backend", "TorchTracedFP32Backend"),
+    "torch_cuda_fp32": ("torch_backend", "TorchCudaFP32Backend"),
+    "torch_cuda_fp16": ("torch_backend", "TorchCudaFP16Backend"),
+    # PyTorch INT8 (torch_quant_backend.py)
+    "torch_int8_dynamic": ("torch_quant_backend", "TorchDynamicInt8Backend"),
+    "torch_int8_static": ("torch_quant_backend", "TorchStaticInt8Backend"),
+    "torch_int8_qat": ("torch_quant_backend", "TorchQATInt8Backend"),
+    # ONNX Runtime (onnx_backend.py)
+    "onnx_fp32": ("onnx_backend", "OnnxFP32Backend"),
+    "onnx_int8": ("onnx_backend", "OnnxInt8Backend"),
+    # TensorFlow / LiteRT / TF-TRT (tf_backend.py)
+    "tf_fp32": ("tf_backend", "TFSavedModelBackend"),
+    "tflite_fp32": ("tf_backend", "TFLiteFP32Backend"),
+    "tflite_fp16": ("tf_backend", "TFLiteFP16Backend"),
+    "tflite_dynamic": ("tf_backend", "TFLiteDynamicBackend"),
+    "tflite_int8": ("tf_backend", "TFLiteInt8Backend"),
+    "tftrt_fp32": ("tf_backend", "TFTRTFP32Backend"),
+    "tftrt_fp16": ("tf_backend", "TFTRTFP16Backend"),
+    "tftrt_int8": ("tf_backend", "TFTRTInt8Backend"),
 }
-
 BACKEND_NAMES = tuple(_REGISTRY)
 
 

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from ..dataset import read_sequence
-from ..preprocessing import crop_and_resize
+from ..preprocessing import PREPROCESSING_VERSION, crop_and_resize
 
 CACHE_NAME = ".pilotnet_cache.npz"
 
@@ -56,7 +56,7 @@ def load_frames(data_dir: str | Path, use_cache: bool = True, workers: int = 4) 
     """Every frame of every sequence under data_dir (sorted by sequence name, then frame)."""
     data_dir = Path(data_dir)
     dirs = sequence_dirs(data_dir)
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(PREPROCESSING_VERSION.encode())
     for d in dirs:
         digest.update(d.name.encode())
         digest.update((d / "data.csv").read_bytes())

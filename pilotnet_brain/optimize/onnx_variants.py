@@ -1,0 +1,183 @@
+"""ONNX variants of the FP32 PilotNet: an FP32 export and a static INT8 (QDQ) model for ONNX Runtime.
+
+- `build_onnx_fp32`: `torch.onnx.export` (opset 17, dynamic batch axis, checked with onnx.checker).
+- `build_onnx_int8`: static INT8 in QDQ format, per-channel weights, calibrated on `data.calibration`
+  with ONNX Runtime's `quant_pre_process` (shape inference + graph optimisation) first. Dynamic INT8
+  is deliberately not offered: for a conv net on ONNX Runtime it is several times *slower* than FP32.
+
+Every builder writes `<file>.json` beside its output: the FP32 model's metadata (architecture, input
+shape, label ranges, ...) plus the method and its settings. onnx/onnxruntime are imported lazily, so the
+rest of the package works without them.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from ..backends.base import BackendUnavailable
+from .data import OptimizeData
+
+OPSET = 17
+INPUT_NAME = "input"
+OUTPUT_NAME = "output"
+ONNX_INSTALL = "pip install 'pilotnet_brain[onnx]'"
+#: FP32 metadata keys every variant carries over.
+COPIED_KEYS = ("architecture", "input_shape", "input_range", "outputs", "label_ranges")
+
+
+def variant_metadata_path(out_path: str | Path) -> Path:
+    """`<file>.json` beside a variant (`x.onnx` -> `x.onnx.json`, a SavedModel dir `d` -> `d.json`)."""
+    out_path = Path(out_path)
+    return out_path.with_name(out_path.name + ".json")
+
+
+def write_variant_metadata(fp32_model: Path, out_path: Path, method: str, settings: dict) -> Path:
+    """Copy the FP32 model's metadata, add the method and its settings, write `<out_path>.json`."""
+    from ..pilotnet.weights import read_metadata
+
+    fp32_meta = read_metadata(fp32_model)
+    meta = {k: fp32_meta[k] for k in COPIED_KEYS if k in fp32_meta}
+    meta.update({
+        "method": method,
+        "settings": settings,
+        "source_model": Path(fp32_model).name,
+        "source_sha256": hashlib.sha256(Path(fp32_model).read_bytes()).hexdigest(),
+        "fp32_metadata": {k: v for k, v in fp32_meta.items() if k not in COPIED_KEYS},
+    })
+    path = variant_metadata_path(out_path)
+    path.write_text(json.dumps(meta, indent=2) + "\n")
+    return path
+
+
+def require_onnx():
+    try:
+        import onnx
+        import onnxruntime
+    except ImportError as error:
+        raise BackendUnavailable(f"ONNX variants need onnx and onnxruntime ({error.name} is missing): "
+                                 f"{ONNX_INSTALL}") from None
+    return onnx, onnxruntime
+
+
+def fold_input_norm(model):
+    """A copy of `model` with the input BatchNorm folded into the first convolution.
+
+    Exact up to float rounding because that convolution has no padding: conv(s*x + t) has weights
+    W*s and bias b + sum(W*t). Used for INT8, where a float BatchNorm in front of the first
+    quantised convolution would otherwise be quantised per channel on its own (and cost a pass).
+    """
+    import copy
+
+    import torch
+
+    model = copy.deepcopy(model).eval()
+    bn, conv = model.input_norm, model.features[0]
+    if tuple(conv.padding) != (0, 0):
+        raise ValueError("cannot fold the input BatchNorm into a padded convolution")
+    with torch.no_grad():
+        scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+        shift = bn.bias - bn.running_mean * scale
+        conv.bias.add_((conv.weight * shift[None, :, None, None]).sum(dim=(1, 2, 3)))
+        conv.weight.mul_(scale[None, :, None, None])
+    model.input_norm = torch.nn.Identity()
+    return model
+
+
+def export_onnx(fp32_model: Path, out_path: Path, fold_bn: bool = False) -> Path:
+    """The FP32 PilotNet as ONNX (opset 17, batch axis dynamic), validated with onnx.checker."""
+    import warnings
+
+    import torch
+
+    from ..pilotnet.weights import load_model
+    from ..preprocessing import INPUT_SHAPE
+
+    onnx, _ = require_onnx()
+    model, _, _ = load_model(fp32_model)
+    if fold_bn:
+        model = fold_input_norm(model)
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():
+        # The TorchScript exporter (dynamo=False) is deprecated upstream but needs no onnxscript and
+        # gives a clean Conv/Gemm graph for this static network; torch is pinned (setup.py).
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(
+            model, (torch.zeros(1, *INPUT_SHAPE),), str(out_path), dynamo=False, opset_version=OPSET,
+            input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], do_constant_folding=True,
+            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}})
+    proto = onnx.load(str(out_path))
+    onnx.checker.check_model(proto, full_check=True)
+    return out_path
+
+
+def build_onnx_fp32(fp32_model: Path, out_path: Path, data: OptimizeData | None = None) -> Path:
+    out_path = export_onnx(Path(fp32_model), Path(out_path))
+    write_variant_metadata(fp32_model, out_path, "onnx_fp32", {
+        "opset": OPSET, "exporter": "torch.onnx.export (TorchScript, dynamo=False)",
+        "dynamic_axes": {"input": "batch", "output": "batch"}, "input_layout": "NCHW",
+    })
+    return out_path
+
+
+class _CalibrationReader:
+    """onnxruntime.quantization CalibrationDataReader over preprocessed frames, in small batches."""
+
+    def __init__(self, frames: np.ndarray, batch_size: int = 16):
+        self.frames = np.ascontiguousarray(frames, np.float32)
+        self.batch_size = batch_size
+        self.rewind()
+
+    def get_next(self):
+        if self._i >= len(self.frames):
+            return None
+        batch = self.frames[self._i:self._i + self.batch_size]
+        self._i += self.batch_size
+        return {INPUT_NAME: batch}
+
+    def rewind(self):
+        self._i = 0
+
+
+def build_onnx_int8(fp32_model: Path, out_path: Path, data: OptimizeData,
+                    calibrate_method: str = "MinMax", per_channel: bool = True) -> Path:
+    """Static INT8 QDQ model (int8 weights per channel, int8 activations), calibrated on data.calibration."""
+    from ..backends.base import check_batch
+
+    require_onnx()
+    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
+                                          quantize_static)
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    if data is None or data.calibration is None or len(data.calibration) == 0:
+        raise ValueError("onnx_int8 needs calibration frames (OptimizeData.calibration)")
+    calibration = check_batch(data.calibration)
+    reader_cls = type("CalibrationReader", (_CalibrationReader, CalibrationDataReader), {})
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="pilotnet_onnx_") as tmp:
+        fp32_onnx = export_onnx(Path(fp32_model), Path(tmp) / "fp32.onnx", fold_bn=True)
+        prepared = Path(tmp) / "fp32_prepared.onnx"
+        quant_pre_process(str(fp32_onnx), str(prepared), skip_symbolic_shape=False)
+        quantize_static(
+            str(prepared), str(out_path), reader_cls(calibration),
+            quant_format=QuantFormat.QDQ, per_channel=per_channel,
+            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+            calibrate_method=getattr(CalibrationMethod, calibrate_method),
+            extra_options={"ActivationSymmetric": False, "WeightSymmetric": True})
+    import onnx
+
+    onnx.checker.check_model(onnx.load(str(out_path)), full_check=True)
+    write_variant_metadata(fp32_model, out_path, "onnx_int8", {
+        "opset": OPSET, "quant_format": "QDQ", "per_channel": per_channel,
+        "weight_type": "int8 (symmetric)", "activation_type": "int8 (asymmetric)",
+        "calibrate_method": calibrate_method, "calibration_frames": int(len(calibration)),
+        "calibration_seed": int(getattr(data, "seed", 0)), "pre_process": "quant_pre_process",
+        "input_batchnorm": "folded into the first convolution",
+        "input_layout": "NCHW",
+    })
+    return out_path

@@ -1,0 +1,322 @@
+"""brain_node: camera image in, geometry_msgs/Twist out, with any brain of the package.
+
+Subscribes the camera (sensor-data QoS: best effort, newest frames), runs the configured brain on every
+frame, publishes the command on /F1ROS/cmd_vel and per-iteration timings on ~/stats
+(std_msgs/Float64MultiArray, layout topics.BRAIN_STATS_FIELDS).
+
+Parameters (config/brains/*.yaml; unknown names are an error):
+    brain             explicit | pilotnet
+    backend           pilotnet inference backend (default torch_fp32)
+    model_path        pilotnet weights; '' = the shipped model
+    device            cpu | cuda (cuda without a GPU: logged refusal, exit code 2)
+    threads           torch intra-op threads; 0 = torch's default
+    camera_topic, cmd_vel_topic, stats_topic
+    max_v, max_w      command limits (m/s, rad/s)
+    watchdog_timeout  s without a fresh image -> zero command + one warning per stale period (0 = off)
+
+Robustness: a bad image (mono8, wrong size, empty, unknown encoding, step mismatch) is skipped and logged
+once per burst (then at most every 5 s while the burst lasts); a NaN/inf command becomes a stop with an
+error log. The node never dies on a frame.
+"""
+from __future__ import annotations
+
+import math
+import sys
+import time
+
+from . import topics
+from .image_conversion import ImageConversionError, msg_to_rgb, stamp_to_s
+from .params import check_node_overrides, load_node_parameters
+
+NODE_NAME = "brain_node"
+#: name -> default (the type of the default is the parameter's type).
+BRAIN_PARAMETERS = {
+    "brain": "explicit",
+    "backend": "torch_fp32",
+    "model_path": "",
+    "device": "cpu",
+    "threads": 0,
+    "camera_topic": topics.CAMERA_TOPIC,
+    "cmd_vel_topic": topics.CMD_VEL_TOPIC,
+    "stats_topic": topics.BRAIN_STATS_TOPIC,
+    "max_v": 15.0,
+    "max_w": 3.0,
+    "watchdog_timeout": 0.5,
+}
+BAD_IMAGE_LOG_PERIOD_S = 5.0
+
+
+def load_brain_parameters(path) -> dict:
+    """brain_node parameters of a YAML (defaults filled in); unknown names raise ConfigError."""
+    params = dict(BRAIN_PARAMETERS)
+    params.update(load_node_parameters(path, NODE_NAME, BRAIN_PARAMETERS))
+    return params
+
+
+def brain_label(params: dict) -> str:
+    """The brain's name in metrics (same as Brain.name): explicit, pilotnet, pilotnet_<backend>."""
+    if params.get("brain") == "pilotnet":
+        backend = params.get("backend", "torch_fp32")
+        return "pilotnet" if backend == "torch_fp32" else f"pilotnet_{backend}"
+    return str(params.get("brain", "explicit"))
+
+
+def build_brain(params: dict, logger=None):
+    """The Brain for the parameters (may raise BackendUnavailable, ModelFileError, ValueError)."""
+    from ..brains import make_brain
+
+    name = params["brain"]
+    if name == "pilotnet":
+        options = {"backend": params["backend"], "model_path": params["model_path"] or None,
+                   "max_v": float(params["max_v"]), "max_w": float(params["max_w"])}
+        if params["backend"].startswith("torch"):
+            options["device"] = params["device"]
+            if int(params.get("threads", 0)) > 0:
+                options["threads"] = int(params["threads"])
+        elif params["device"] != "cpu":
+            raise ValueError(f"device {params['device']!r} applies to torch backends, not {params['backend']!r}")
+        return make_brain("pilotnet", **options)
+    if params["device"] not in ("cpu", "cuda"):
+        raise ValueError(f"unknown device {params['device']!r}; choose cpu or cuda")
+    if params["device"] == "cuda" and logger is not None:
+        logger.warning(f"device 'cuda' ignored: the {name} brain runs on the CPU")
+    return make_brain(name)
+
+
+def _make_node_class():
+    from geometry_msgs.msg import Twist
+    from rclpy.node import Node
+    from sensor_msgs.msg import Image
+    from rclpy.qos import QoSProfile, ReliabilityPolicy, HistoryPolicy, qos_profile_sensor_data
+    from std_msgs.msg import Float64MultiArray
+
+    from ..brains import STOP, Command, clamp_command
+
+    class BrainNode(Node):
+        def __init__(self, **node_kwargs):
+            super().__init__(NODE_NAME, **node_kwargs)
+            for name, default in BRAIN_PARAMETERS.items():
+                self.declare_parameter(name, default)
+            check_node_overrides(self, BRAIN_PARAMETERS)
+            self.params = {name: self.get_parameter(name).value for name in BRAIN_PARAMETERS}
+            p = self.params
+            self.max_v, self.max_w = float(p["max_v"]), float(p["max_w"])
+            self.brain = build_brain(p, self.get_logger())
+            self.brain.reset()
+            self.label = brain_label(p)
+            self._stop = STOP
+            self._clamp = clamp_command
+            self._Command = Command
+
+            self._twist = Twist()
+            self._stats = Float64MultiArray(layout=topics.stats_layout(topics.BRAIN_STATS_FIELDS))
+            self.cmd_pub = self.create_publisher(Twist, p["cmd_vel_topic"], 10)
+            stats_qos = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE,
+                                   history=HistoryPolicy.KEEP_LAST)
+            self.stats_pub = self.create_publisher(Float64MultiArray, p["stats_topic"], stats_qos)
+            # The subscription is created last: a subscriber on the camera topic means "brain ready".
+            self.image_sub = self.create_subscription(
+                Image, p["camera_topic"], self.on_image, qos_profile_sensor_data)
+            self.watchdog_timeout = float(p["watchdog_timeout"])
+            self._last_image = None          # monotonic time of the last good image
+            self._stale = False
+            self._prev_t0 = None
+            self._bad_count = 0              # bad images in the current burst
+            self._bad_logged_at = None
+            self.frames = 0
+            self.bad_images = 0              # total skipped
+            self.timings = []                # (inference_s, iteration_s, overhead_s), for benchmarks/tests
+            self.record_timings = False
+            if self.watchdog_timeout > 0:
+                self.create_timer(min(0.05, self.watchdog_timeout / 4), self._watchdog)
+            self.get_logger().info(
+                f"brain {self.label} ready: {p['camera_topic']} -> {p['cmd_vel_topic']} "
+                f"(max_v {self.max_v}, max_w {self.max_w}, watchdog {self.watchdog_timeout} s)")
+
+        # --- image -> command -------------------------------------------------------------------
+        def on_image(self, msg):
+            t0 = time.perf_counter()
+            try:
+                frame = msg_to_rgb(msg)
+            except ImageConversionError as error:
+                self._bad_image(error)
+                return
+            if self._bad_count:
+                self.get_logger().info(f"good image again after {self._bad_count} bad image(s) skipped")
+                self._bad_count = 0
+            stamp = stamp_to_s(msg.header.stamp)
+            ts = time.perf_counter()
+            try:
+                out = self.brain.step(frame, stamp)
+            except Exception as error:  # a brain bug must not kill the node: stop the car, say why
+                self.get_logger().error(f"brain step failed on frame {stamp:.3f}: {error!r}; commanding stop",
+                                        throttle_duration_sec=5.0)
+                out = None
+            step_s = time.perf_counter() - ts
+            cmd = out.command if out is not None else self._stop
+            err = getattr(self.brain, "last_error", None)
+            if err:
+                self.get_logger().error(f"{self.label}: {err}", throttle_duration_sec=1.0)
+                self.brain.last_error = None
+            if not (math.isfinite(cmd.v) and math.isfinite(cmd.w)):
+                self.get_logger().error(f"non-finite command v={cmd.v} w={cmd.w}; commanding stop",
+                                        throttle_duration_sec=1.0)
+            cmd = self._clamp(cmd, self.max_v, self.max_w)
+            tw = self._twist
+            tw.linear.x, tw.angular.z = float(cmd.v), float(cmd.w)
+            self.cmd_pub.publish(tw)
+            t1 = time.perf_counter()
+            self._last_image = time.monotonic()
+            if self._stale:
+                self.get_logger().info("images resumed; driving again")
+                self._stale = False
+            inference = out.inference_s if (out is not None and out.inference_s is not None) else step_s
+            iteration = t1 - t0
+            period = 0.0 if self._prev_t0 is None else t0 - self._prev_t0
+            self._prev_t0 = t0
+            self._stats.data = [stamp, inference * 1e3, iteration * 1e3, period * 1e3,
+                                (iteration - inference) * 1e3]
+            self.stats_pub.publish(self._stats)
+            self.frames += 1
+            if self.record_timings:
+                self.timings.append((inference, iteration, iteration - inference))
+
+        def _bad_image(self, error):
+            now = time.monotonic()
+            self.bad_images += 1
+            self._bad_count += 1
+            if self._bad_count == 1 or now - self._bad_logged_at >= BAD_IMAGE_LOG_PERIOD_S:
+                more = "" if self._bad_count == 1 else f" ({self._bad_count} bad images in this burst)"
+                self.get_logger().error(f"skipping bad image: {error}{more}")
+                self._bad_logged_at = now
+
+        # --- watchdog ---------------------------------------------------------------------------
+        def _watchdog(self):
+            if self._last_image is None:
+                return  # armed by the first image: before it, this node has never commanded the car
+            age = time.monotonic() - self._last_image
+            if age > self.watchdog_timeout and not self._stale:
+                self._stale = True
+                self.get_logger().warning(f"watchdog: no fresh image for {age:.2f} s on "
+                                          f"{self.params['camera_topic']}; publishing zero velocity")
+                self._twist.linear.x = self._twist.angular.z = 0.0
+                self.cmd_pub.publish(self._twist)
+
+    return BrainNode
+
+
+_NODE_CLASS = None
+
+
+def BrainNode(**kwargs):
+    """Create the node (rclpy must be initialised). Raises BackendUnavailable/ConfigError/... on bad set-up."""
+    global _NODE_CLASS
+    if _NODE_CLASS is None:
+        _NODE_CLASS = _make_node_class()
+    return _NODE_CLASS(**kwargs)
+
+
+def startup_errors():
+    """Exceptions that mean 'cannot start as configured' (logged cleanly, exit code 2)."""
+    from ..backends import BackendUnavailable
+    from ..sim_config import ConfigError
+
+    errors = [BackendUnavailable, ConfigError, ValueError, FileNotFoundError]
+    try:
+        from ..pilotnet.weights import ModelFileError
+        errors.append(ModelFileError)
+    except ImportError:
+        pass
+    return tuple(errors)
+
+
+def spin_node(make_node, name: str, args=None) -> int:
+    """rclpy.init, build, spin until Ctrl-C / shutdown; a start-up error is logged, exit code 2."""
+    import rclpy
+    from rclpy.executors import ExternalShutdownException
+
+    rclpy.init(args=args)
+    node = None
+    try:
+        try:
+            node = make_node()
+        except startup_errors() as error:
+            rclpy.logging.get_logger(name).fatal(f"cannot start: {error}")
+            return 2
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+    return 0
+
+
+def benchmark_overhead(brain: str = "explicit", frames: int = 300, circuit: str = "simple_circuit",
+                       **params) -> dict:
+    """Per-frame cost of the node around the brain, on a real node with real publishers.
+
+    Feeds the same 640x480 rgb8 message (a rendered frame) to the node's image callback `frames` times
+    and reports medians in ms: decode (msg -> array), iteration (callback in -> command + stats out),
+    inference (as the brain reports it) and overhead = iteration - inference (decode + preprocessing
+    outside the forward pass + clamp + publish); for pilotnet also preprocess_ms (the package's one
+    preprocessing function alone) and node_overhead_ms = overhead - preprocess (what this node adds).
+    """
+    import numpy as np
+    import rclpy
+    from rclpy.parameter import Parameter
+
+    from ..circuits import load_circuit
+    from ..simulator import World
+    from .image_conversion import image_to_msg
+
+    world = World(load_circuit(circuit))
+    msg = image_to_msg(world.render(), stamp_s=0.0, frame_id=topics.CAMERA_FRAME_ID)
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx)
+    try:
+        overrides = [Parameter("brain", value=brain), Parameter("watchdog_timeout", value=0.0)]
+        overrides += [Parameter(k, value=v) for k, v in params.items()]
+        node = BrainNode(context=ctx, parameter_overrides=overrides)
+        node.record_timings = True
+        for i in range(min(20, frames)):  # warm-up
+            node.on_image(msg)
+        node.timings.clear()
+        decode = []
+        for i in range(frames):
+            msg.header.stamp.sec = i
+            t0 = time.perf_counter()
+            msg_to_rgb(msg)
+            decode.append(time.perf_counter() - t0)
+            node.on_image(msg)
+        arr = np.asarray(node.timings) * 1e3
+        node.destroy_node()
+    finally:
+        rclpy.shutdown(context=ctx)
+    med = np.median(arr, axis=0)
+    preprocess_ms = 0.0
+    if brain == "pilotnet":  # PilotNet's preprocessing (preprocessing.preprocess) runs outside the forward pass
+        from ..preprocessing import preprocess
+
+        frame = msg_to_rgb(msg)
+        ts = []
+        for _ in range(frames):
+            t0 = time.perf_counter()
+            preprocess(frame)
+            ts.append(time.perf_counter() - t0)
+        preprocess_ms = float(np.median(ts) * 1e3)
+    return {"brain": brain, "frames": frames, "decode_ms": float(np.median(decode) * 1e3),
+            "preprocess_ms": preprocess_ms, "node_overhead_ms": float(med[2]) - preprocess_ms,
+            "inference_ms": float(med[0]), "iteration_ms": float(med[1]), "overhead_ms": float(med[2]),
+            "overhead_p95_ms": float(np.percentile(arr[:, 2], 95)),
+            "iteration_frequency_hz": float(1e3 / arr[:, 1].mean())}
+
+
+def main(args=None) -> int:
+    return spin_node(BrainNode, NODE_NAME, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,145 @@
+"""numpy RGB frames <-> sensor_msgs/Image.
+
+`image_to_msg` / `msg_to_rgb` use ROS `cv_bridge` when it imports (a ROS install) and the package's own
+numpy conversion otherwise; both give the same array (a test checks it where cv_bridge exists). Every
+message is validated first, by our own code, so the errors are the same either way:
+
+    mono8 / mono16        -> MonochromeImageError   (the brains need colour)
+    unknown encoding      -> UnsupportedEncodingError
+    no data               -> EmptyImageError
+    step < width*3, or len(data) != step*height -> ImageLayoutError (step / size mismatch)
+    not 480x640           -> ImageSizeError (expected_size=None accepts any size)
+
+All are subclasses of `preprocessing.ImageError`. Accepted encodings: rgb8 and bgr8 (converted to RGB).
+`msg.data` is filled with `ndarray.tobytes()`: assigning an ndarray or memoryview to it makes rclpy
+check every element (20-40 ms for 640x480; tobytes takes ~0.3 ms).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..preprocessing import FRAME_HEIGHT, FRAME_WIDTH, ImageError
+
+COLOUR_ENCODINGS = ("rgb8", "bgr8")
+MONO_ENCODINGS = ("mono8", "mono16", "8UC1", "16UC1")
+EXPECTED_SIZE = (FRAME_HEIGHT, FRAME_WIDTH)
+
+
+class ImageConversionError(ImageError):
+    """A sensor_msgs/Image the brain cannot use."""
+
+
+class UnsupportedEncodingError(ImageConversionError):
+    pass
+
+
+class MonochromeImageError(UnsupportedEncodingError):
+    pass
+
+
+class EmptyImageError(ImageConversionError):
+    pass
+
+
+class ImageLayoutError(ImageConversionError):
+    """step / data size do not match width, height and encoding."""
+
+
+class ImageSizeError(ImageConversionError):
+    pass
+
+
+def _cv_bridge():
+    try:
+        from cv_bridge import CvBridge
+    except Exception:  # not installed, or its C++ part fails to load
+        return None
+    return CvBridge()
+
+
+_BRIDGE = _cv_bridge()
+HAVE_CV_BRIDGE = _BRIDGE is not None
+
+
+def check_image_msg(msg, expected_size=EXPECTED_SIZE) -> None:
+    """Raise a specific ImageConversionError if `msg` is not a usable colour image."""
+    enc = msg.encoding
+    if enc in MONO_ENCODINGS:
+        raise MonochromeImageError(f"image encoding {enc!r} is monochrome: the brain needs a colour "
+                                   f"image ({' or '.join(COLOUR_ENCODINGS)})")
+    if enc not in COLOUR_ENCODINGS:
+        raise UnsupportedEncodingError(f"unsupported image encoding {enc!r}; expected "
+                                       f"{' or '.join(COLOUR_ENCODINGS)}")
+    n = len(msg.data)
+    if n == 0 or msg.width == 0 or msg.height == 0:
+        raise EmptyImageError(f"empty image ({msg.width}x{msg.height}, {n} bytes of data)")
+    if msg.step < msg.width * 3:
+        raise ImageLayoutError(f"step {msg.step} < width*3 = {msg.width * 3} for {enc}")
+    if n != msg.step * msg.height:
+        raise ImageLayoutError(f"data has {n} bytes, expected step*height = {msg.step}*{msg.height} = "
+                               f"{msg.step * msg.height}")
+    if expected_size is not None and (msg.height, msg.width) != tuple(expected_size):
+        raise ImageSizeError(f"image is {msg.width}x{msg.height}, the brain needs "
+                             f"{expected_size[1]}x{expected_size[0]}")
+
+
+def _numpy_to_rgb(msg) -> np.ndarray:
+    buf = np.frombuffer(msg.data, dtype=np.uint8)
+    rows = buf.reshape(msg.height, msg.step)
+    img = rows[:, :msg.width * 3].reshape(msg.height, msg.width, 3)
+    if msg.encoding == "bgr8":
+        return np.ascontiguousarray(img[..., ::-1])
+    if msg.step != msg.width * 3:
+        return np.ascontiguousarray(img)
+    return img  # zero-copy, read-only view of the message's buffer
+
+
+def msg_to_rgb(msg, expected_size=EXPECTED_SIZE, use_cv_bridge: bool | None = None) -> np.ndarray:
+    """sensor_msgs/Image (rgb8 | bgr8) -> HxWx3 uint8 RGB array (may be a read-only view)."""
+    check_image_msg(msg, expected_size)
+    if use_cv_bridge is None:
+        use_cv_bridge = HAVE_CV_BRIDGE
+    if use_cv_bridge and _BRIDGE is not None:
+        return np.asarray(_BRIDGE.imgmsg_to_cv2(msg, desired_encoding="rgb8"))
+    return _numpy_to_rgb(msg)
+
+
+def image_to_msg(rgb: np.ndarray, stamp_s: float | None = None, frame_id: str = "",
+                 encoding: str = "rgb8", msg=None, use_cv_bridge: bool | None = None):
+    """HxWx3 uint8 RGB array -> sensor_msgs/Image in `encoding` (rgb8 | bgr8); `msg` is reused if given."""
+    from sensor_msgs.msg import Image
+
+    if not (isinstance(rgb, np.ndarray) and rgb.dtype == np.uint8 and rgb.ndim == 3 and rgb.shape[2] == 3):
+        raise ImageError(f"expected an HxWx3 uint8 RGB array, got "
+                         f"{getattr(rgb, 'dtype', type(rgb).__name__)} {getattr(rgb, 'shape', '')}")
+    if encoding not in COLOUR_ENCODINGS:
+        raise UnsupportedEncodingError(f"cannot encode {encoding!r}; use {' or '.join(COLOUR_ENCODINGS)}")
+    pixels = rgb if encoding == "rgb8" else rgb[..., ::-1]
+    if use_cv_bridge is None:
+        use_cv_bridge = HAVE_CV_BRIDGE
+    if use_cv_bridge and _BRIDGE is not None:
+        out = _BRIDGE.cv2_to_imgmsg(np.ascontiguousarray(pixels), encoding=encoding)
+        if msg is not None:
+            out.header = msg.header
+    else:
+        out = msg if msg is not None else Image()
+        out.height, out.width = int(rgb.shape[0]), int(rgb.shape[1])
+        out.encoding = encoding
+        out.is_bigendian = 0
+        out.step = out.width * 3
+        out.data = np.ascontiguousarray(pixels).tobytes()
+    if stamp_s is not None:
+        set_stamp(out.header.stamp, stamp_s)
+    if frame_id:
+        out.header.frame_id = frame_id
+    return out
+
+
+def set_stamp(stamp, t_s: float) -> None:
+    """Fill a builtin_interfaces/Time from seconds (exact for the 10 ms physics grid)."""
+    ns = int(round(t_s * 1e9))
+    stamp.sec, stamp.nanosec = ns // 1_000_000_000, ns % 1_000_000_000
+
+
+def stamp_to_s(stamp) -> float:
+    return stamp.sec + stamp.nanosec * 1e-9

@@ -1,0 +1,238 @@
+"""metrics_node (evaluator): scores one run from what it hears on the ROS graph.
+
+Subscribes /F1ROS/odom, /F1ROS/cmd_vel, /brain_node/stats, /sim_node/stats and /F1ROS/episode_status.
+When the status says the run ended (lap_completed | off_track | timeout) it waits until the odometry up
+to the simulator's final time has arrived (at most `settle_timeout` s), builds a `metrics.RunRecord`,
+writes `<output_dir>/<circuit>_<direction>_<brain>.json` (the keys of `metrics.compute_metrics`, plus
+`camera_to_command_latency_ms`, `lockstep_timeouts`, `commands_received` as extras), appends a row to
+`<output_dir>/summary.csv`, optionally draws the trajectory, and exits (exit code 0), which ends the
+graph (the launch file shuts down on its exit; so does the launcher).
+
+Hook for offline analysis (`pilotnet-brain analyze` on a bag): `metrics_from_arrays(...)` recomputes
+the same metrics from the recorded arrays without ROS; `brain_stats_arrays` unpacks ~/stats messages.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..metrics import RunRecord, compute_metrics, metrics_table, write_metrics_json
+from . import topics
+
+NODE_NAME = "metrics_node"
+METRICS_PARAMETERS = {
+    "circuit": "simple_circuit",
+    "direction": "ccw",
+    "scale": 1.0,
+    "brain": "",                 # label in the metrics; '' = read from brain_config, else 'unknown'
+    "brain_config": "",          # brain_node parameters YAML (for the label)
+    "output_dir": "runs/ros",
+    "reference_spacing": 1.0,
+    "odom_topic": topics.ODOM_TOPIC,
+    "cmd_vel_topic": topics.CMD_VEL_TOPIC,
+    "brain_stats_topic": topics.BRAIN_STATS_TOPIC_RESOLVED,
+    "sim_stats_topic": topics.SIM_STATS_TOPIC_RESOLVED,
+    "status_topic": topics.EPISODE_STATUS_TOPIC,
+    "settle_timeout": 2.0,
+    "plot": False,
+    "exit_on_done": True,
+}
+
+
+def brain_stats_arrays(stats_rows) -> dict:
+    """Rows of ~/stats data (topics.BRAIN_STATS_FIELDS) -> arrays in seconds: frame_stamp_s,
+    inference_s, iteration_s, period_s, overhead_s."""
+    a = np.asarray(list(stats_rows), dtype=float).reshape(-1, len(topics.BRAIN_STATS_FIELDS))
+    return {"frame_stamp_s": a[:, 0], "inference_s": a[:, 1] / 1e3, "iteration_s": a[:, 2] / 1e3,
+            "period_s": a[:, 3] / 1e3, "overhead_s": a[:, 4] / 1e3}
+
+
+def record_from_arrays(circuit: str, direction: str, brain: str, odom_t, odom_xy, iteration_s, inference_s,
+                       frame_count: int, wall_time_s: float, end_reason: str, scale: float = 1.0,
+                       reference_spacing_m: float = 1.0) -> RunRecord:
+    """A RunRecord from recorded arrays: odometry (sim time, x/y) and brain timings (s).
+
+    Delegates to `bags.run_record_from_arrays`, the one construction shared with `analyze` (bags), so a
+    live run and its bag score the same.
+    """
+    from ..bags import run_record_from_arrays
+
+    return run_record_from_arrays(
+        circuit=circuit, direction=direction, brain=brain, t=odom_t, xy=odom_xy, iteration_wall_s=iteration_s,
+        inference_s=inference_s, frame_count=frame_count,
+        off_track_events=1 if end_reason == topics.OFF_TRACK else 0, wall_time_s=wall_time_s,
+        end_reason=end_reason, scale=scale, reference_spacing_m=reference_spacing_m)
+
+
+def metrics_from_arrays(*args, **kwargs) -> dict:
+    """`compute_metrics(record_from_arrays(...))`: the same metrics metrics_node writes, from a bag's arrays."""
+    return compute_metrics(record_from_arrays(*args, **kwargs))
+
+
+def append_summary_row(metrics: dict, path) -> None:
+    """Append one run to a CSV table (header written when the file is new)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = metrics_table([metrics], "csv")
+    if path.exists() and path.stat().st_size:
+        text = text.split("\n", 1)[1]
+    with open(path, "a", encoding="utf-8", newline="") as f:
+        f.write(text)
+
+
+def _make_node_class():
+    from geometry_msgs.msg import Twist
+    from nav_msgs.msg import Odometry
+    from rclpy.node import Node
+    from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+    from std_msgs.msg import Float64MultiArray, String
+
+    from ..evaluation import run_slug
+    from .image_conversion import stamp_to_s
+    from .params import check_node_overrides
+
+    reliable = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
+    latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST,
+                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+    class MetricsNode(Node):
+        def __init__(self, **node_kwargs):
+            super().__init__(NODE_NAME, **node_kwargs)
+            for name, default in METRICS_PARAMETERS.items():
+                self.declare_parameter(name, default)
+            check_node_overrides(self, METRICS_PARAMETERS)
+            p = self.params = {name: self.get_parameter(name).value for name in METRICS_PARAMETERS}
+            self.brain = p["brain"]
+            if not self.brain and p["brain_config"]:
+                from .brain_node import brain_label, load_brain_parameters
+                self.brain = brain_label(load_brain_parameters(p["brain_config"]))
+            self.brain = self.brain or "unknown"
+            from ..circuits import load_circuit
+            load_circuit(p["circuit"], direction=p["direction"], scale=float(p["scale"]))  # fail early
+            self._run_slug = run_slug
+            self.odom_t, self.odom_xy, self.stats, self.commands = [], [], [], 0
+            self.sim_stats = None
+            self.end_reason = None
+            self._end_wall = None
+            self.metrics = None
+            self.metrics_path = None
+            self.done = False
+            self._stamp_to_s = stamp_to_s
+            self.create_subscription(Odometry, p["odom_topic"], self._on_odom, reliable)
+            self.create_subscription(Twist, p["cmd_vel_topic"], self._on_cmd, 10)
+            self.create_subscription(Float64MultiArray, p["brain_stats_topic"], self._on_brain_stats, reliable)
+            self.create_subscription(Float64MultiArray, p["sim_stats_topic"], self._on_sim_stats, latched)
+            self.create_subscription(String, p["status_topic"], self._on_status, latched)
+            self.create_timer(0.05, self._check_done)
+            self.get_logger().info(f"scoring {self.brain} on {p['circuit']} {p['direction']} -> {p['output_dir']}")
+
+        def _on_odom(self, msg):
+            self.odom_t.append(self._stamp_to_s(msg.header.stamp))
+            pos = msg.pose.pose.position
+            self.odom_xy.append((pos.x, pos.y))
+
+        def _on_cmd(self, msg):
+            self.commands += 1
+
+        def _on_brain_stats(self, msg):
+            self.stats.append(tuple(msg.data[:len(topics.BRAIN_STATS_FIELDS)]))
+
+        def _on_sim_stats(self, msg):
+            self.sim_stats = topics.stats_dict(msg.data, topics.SIM_STATS_FIELDS)
+
+        def _on_status(self, msg):
+            if msg.data in topics.END_STATES and self.end_reason is None:
+                self.end_reason = msg.data
+                self._end_wall = time.monotonic()
+
+        def _check_done(self):
+            if self.end_reason is None or self.done:
+                return
+            final_t = self.sim_stats["sim_time_s"] if self.sim_stats else None
+            have_all = final_t is not None and self.odom_t and self.odom_t[-1] >= final_t - 1e-6
+            if not have_all and time.monotonic() - self._end_wall < float(self.params["settle_timeout"]):
+                return
+            if not have_all:
+                self.get_logger().warning("odometry incomplete at the end of the run; scoring what arrived")
+            self.finish()
+
+        def finish(self):
+            p = self.params
+            s = self.sim_stats or {}
+            stats = brain_stats_arrays(self.stats)
+            record = record_from_arrays(
+                p["circuit"], p["direction"], self.brain, self.odom_t, self.odom_xy, stats["iteration_s"],
+                stats["inference_s"], int(s.get("frame_count", len(self.stats))),
+                s.get("wall_time_s", 0.0), self.end_reason, scale=float(p["scale"]),
+                reference_spacing_m=float(p["reference_spacing"]))
+            m = compute_metrics(record)
+            m["camera_to_command_latency_ms"] = s.get("latency_mean_ms")
+            m["lockstep_timeouts"] = int(s.get("lockstep_timeouts", 0))
+            m["commands_received"] = int(self.commands)
+            m["odometry_samples"] = len(self.odom_t)
+            out = Path(p["output_dir"])
+            slug = self._run_slug(record.circuit, record.direction, record.brain)
+            self.metrics_path = out / f"{slug}.json"
+            write_metrics_json(m, self.metrics_path)
+            append_summary_row(m, out / "summary.csv")
+            if p["plot"]:
+                try:
+                    from ..circuits import load_circuit
+                    from ..plots import plot_trajectory
+                    c = load_circuit(p["circuit"], direction=p["direction"], scale=float(p["scale"]))
+                    plot_trajectory(record, m, out / f"{slug}.png", circuit_xy=c.centerline,
+                                    half_width_m=c.half_width_m)
+                except Exception as error:
+                    self.get_logger().warning(f"trajectory plot failed: {error!r}")
+            self.metrics = m
+            self.done = True
+            self.get_logger().info(
+                f"{record.end_reason}: completed {m['completed_pct']:.1f} %, brain "
+                f"{m['brain_iteration_frequency_hz'] or 0:.1f} Hz -> {self.metrics_path}")
+
+    return MetricsNode
+
+
+_NODE_CLASS = None
+
+
+def MetricsNode(**kwargs):
+    global _NODE_CLASS
+    if _NODE_CLASS is None:
+        _NODE_CLASS = _make_node_class()
+    return _NODE_CLASS(**kwargs)
+
+
+def main(args=None) -> int:
+    import rclpy
+    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+
+    from .brain_node import startup_errors
+
+    rclpy.init(args=args)
+    node = None
+    try:
+        try:
+            node = MetricsNode()
+        except startup_errors() as error:
+            rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start: {error}")
+            return 2
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        while rclpy.ok() and not (node.done and node.params["exit_on_done"]):
+            executor.spin_once(timeout_sec=0.1)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,297 @@
+"""ONNX Runtime, TensorFlow (SavedModel), TFLite/LiteRT and TF-TRT variants of PilotNet.
+
+A random-init PilotNet (He-initialised so activations neither vanish nor explode, input BatchNorm
+statistics from the frames, output layer scaled so outputs lie in about [0, 1] like trained ones) is
+saved with pilotnet.weights.save_model; every CPU variant must agree with PyTorch FP32 on real rendered
+frames (simple_circuit, several poses, the shared preprocessing) within the stated tolerance, on the
+normalised output scale. Calibration uses 16 of the 24 frames, so 8 are held out.
+Each runtime is optional: its tests are skipped where it is not installed.
+"""
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from pilotnet_brain.backends import BackendUnavailable, make_backend  # noqa: E402
+from pilotnet_brain.circuits import load_circuit  # noqa: E402
+from pilotnet_brain.optimize.data import OptimizeData  # noqa: E402
+from pilotnet_brain.pilotnet.labels import DEFAULT_LABEL_RANGES  # noqa: E402
+from pilotnet_brain.pilotnet.model import PilotNet  # noqa: E402
+from pilotnet_brain.pilotnet.weights import ModelFileError, save_model  # noqa: E402
+from pilotnet_brain.preprocessing import preprocess  # noqa: E402
+from pilotnet_brain.simulator import World  # noqa: E402
+from pilotnet_brain.vehicle import VehicleState  # noqa: E402
+
+#: (max, mean) |variant - torch FP32| on the normalised output scale (outputs span about 0.07..0.63
+#: here). INT8 max errors come from the 8 held-out frames, whose activations exceed the calibrated
+#: ranges of this random network (measured: onnx_int8 0.052, tflite_int8 0.064; means 0.005).
+TOL = {
+    "onnx_fp32": (1e-4, 1e-5),
+    "onnx_int8": (0.08, 0.01),
+    "tf_fp32": (1e-4, 1e-5),
+    "tflite_fp32": (1e-4, 1e-5),
+    "tflite_fp16": (0.01, 0.003),
+    "tflite_dynamic": (0.03, 0.01),
+    "tflite_int8": (0.08, 0.01),
+}
+KERAS_PORT_TOL = 2e-5
+
+
+def render_frames(n=24, seed=0):
+    world = World(load_circuit("simple_circuit"))
+    line = world.circuit.centerline
+    rng = np.random.default_rng(seed)
+    frames = []
+    for i in range(n):
+        k = i * len(line) // n
+        (x0, y0), (x1, y1) = line[k], line[(k + 1) % len(line)]
+        yaw = math.atan2(y1 - y0, x1 - x0) + rng.uniform(-0.15, 0.15)
+        offset = rng.uniform(-2.0, 2.0)
+        world.state = VehicleState(x0 - math.sin(yaw) * offset, y0 + math.cos(yaw) * offset, yaw)
+        frames.append(preprocess(world.render()))
+    return np.stack(frames)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    frames = render_frames()
+    torch.manual_seed(0)
+    model = PilotNet()
+    with torch.no_grad():
+        model.input_norm.running_mean.copy_(torch.from_numpy(frames.mean(axis=(0, 2, 3))))
+        model.input_norm.running_var.copy_(torch.from_numpy(frames.var(axis=(0, 2, 3))))
+        model.input_norm.weight.uniform_(0.5, 1.5)
+        model.input_norm.bias.uniform_(-0.1, 0.1)
+        for m in model.modules():
+            if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)):
+                torch.nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+                torch.nn.init.uniform_(m.bias, -0.05, 0.05)
+        last = model.regressor[-1]
+        last.weight.mul_(0.15)
+        last.bias.fill_(0.5)
+    model.eval()
+    directory = tmp_path_factory.mktemp("variants")
+    path = save_model(model, directory / "pilotnet_fp32.safetensors", DEFAULT_LABEL_RANGES)
+    with torch.inference_mode():
+        reference = model(torch.from_numpy(frames)).numpy()
+    data = OptimizeData(calibration=frames[np.arange(24) % 3 != 2])  # 16 frames; 8 held out
+    return {"dir": directory, "fp32": path, "frames": frames, "ref": reference, "data": data, "model": model}
+
+
+def agree(name, path, setup, threads=1):
+    backend = make_backend(name, path, threads=threads)
+    out = backend.predict_normalized(setup["frames"])
+    diff = np.abs(out - setup["ref"])
+    max_tol, mean_tol = TOL[name]
+    assert diff.max() <= max_tol and diff.mean() <= mean_tol, \
+        f"{name}: max |diff| {diff.max():.3g} (tolerance {max_tol}), mean {diff.mean():.3g} (tolerance {mean_tol})"
+    one = backend.predict_normalized(setup["frames"][:1])  # batch 1 after batch 24 (resizes where needed)
+    assert np.abs(one - setup["ref"][:1]).max() <= max_tol
+    err = diff.max()
+    phys = backend.predict(setup["frames"][:2])
+    np.testing.assert_allclose(phys, DEFAULT_LABEL_RANGES.denormalize(out[:2]), rtol=1e-6, atol=1e-6)
+    return backend, err
+
+
+def check_metadata(path, method):
+    meta = json.loads((path.parent / (path.name + ".json")).read_text())
+    assert meta["method"] == method
+    assert meta["architecture"] == "pilotnet-v1" and meta["input_shape"] == [3, 66, 200]
+    assert meta["label_ranges"] == DEFAULT_LABEL_RANGES.to_dict()
+    assert isinstance(meta["settings"], dict)
+    return meta
+
+
+# --- without the optional runtimes -------------------------------------------------------------------
+def test_modules_import_without_runtimes():
+    code = ("import sys\n"
+            "import pilotnet_brain.optimize.onnx_variants, pilotnet_brain.optimize.tf_variants\n"
+            "import pilotnet_brain.backends.onnx_backend, pilotnet_brain.backends.tf_backend\n"
+            "heavy = [m for m in ('tensorflow', 'onnxruntime', 'onnx', 'ai_edge_litert', 'keras') if m in sys.modules]\n"
+            "assert not heavy, heavy\n")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_missing_runtimes_name_the_extra(setup, monkeypatch, tmp_path):
+    from pilotnet_brain.optimize import onnx_variants, tf_variants
+
+    for module in ("onnxruntime", "onnx", "tensorflow", "ai_edge_litert", "ai_edge_litert.interpreter"):
+        monkeypatch.setitem(sys.modules, module, None)  # makes `import module` raise ImportError
+    with pytest.raises(BackendUnavailable, match=r"pip install 'pilotnet_brain\[onnx\]'"):
+        onnx_variants.build_onnx_fp32(setup["fp32"], tmp_path / "x.onnx", setup["data"])
+    with pytest.raises(BackendUnavailable, match=r"pip install 'pilotnet_brain\[tf\]'"):
+        tf_variants.build_tflite_fp32(setup["fp32"], tmp_path / "x.tflite", setup["data"])
+    for name, suffix, extra in (("onnx_fp32", ".onnx", "onnx"), ("tflite_fp32", ".tflite", "tf"),
+                                ("tf_fp32", "", "tf")):
+        fake = tmp_path / f"model_{name}{suffix}"
+        fake.write_bytes(b"x")
+        meta = {"architecture": "pilotnet-v1", "input_shape": [3, 66, 200], "method": name,
+                "label_ranges": DEFAULT_LABEL_RANGES.to_dict()}
+        (tmp_path / (fake.name + ".json")).write_text(json.dumps(meta))
+        with pytest.raises(BackendUnavailable, match=rf"pip install 'pilotnet_brain\[{extra}\]'"):
+            make_backend(name, fake)
+
+
+# --- ONNX Runtime ------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def onnx_files(setup):
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    from pilotnet_brain.optimize.onnx_variants import build_onnx_fp32, build_onnx_int8
+
+    return {"onnx_fp32": build_onnx_fp32(setup["fp32"], setup["dir"] / "pilotnet_fp32.onnx", setup["data"]),
+            "onnx_int8": build_onnx_int8(setup["fp32"], setup["dir"] / "pilotnet_int8_qdq.onnx", setup["data"])}
+
+
+def test_onnx_fp32_export_and_agreement(setup, onnx_files):
+    import onnx
+
+    path = onnx_files["onnx_fp32"]
+    proto = onnx.load(str(path))
+    onnx.checker.check_model(proto)
+    assert max(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")) >= 17
+    assert proto.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"  # dynamic batch axis
+    check_metadata(path, "onnx_fp32")
+    backend, _ = agree("onnx_fp32", path, setup)
+    assert backend.describe()["providers"] == ["CPUExecutionProvider"]
+
+
+def test_onnx_int8_is_static_qdq_per_channel(setup, onnx_files):
+    import onnx
+
+    path = onnx_files["onnx_int8"]
+    proto = onnx.load(str(path))
+    ops = {n.op_type for n in proto.graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear", "Conv", "Gemm"} <= ops
+    assert "DynamicQuantizeLinear" not in ops and "ConvInteger" not in ops and "MatMulInteger" not in ops
+    conv_w_scale = next(i for i in proto.graph.initializer if i.name == "features.0.weight_scale")
+    assert tuple(conv_w_scale.dims) == (24,)  # one scale per output channel
+    meta = check_metadata(path, "onnx_int8")
+    assert meta["settings"]["quant_format"] == "QDQ" and meta["settings"]["per_channel"] is True
+    assert meta["settings"]["calibration_frames"] == 16
+    agree("onnx_int8", path, setup)
+
+
+def test_onnx_cuda_without_cuda_is_unavailable(onnx_files):
+    import onnxruntime as ort
+
+    if {"CUDAExecutionProvider", "TensorrtExecutionProvider"} & set(ort.get_available_providers()):
+        pytest.skip("this onnxruntime has a GPU provider")
+    with pytest.raises(BackendUnavailable, match="onnxruntime-gpu"):
+        make_backend("onnx_fp32", onnx_files["onnx_fp32"], device="cuda")
+
+
+def test_onnx_bad_files_fail_clearly(setup, onnx_files, tmp_path):
+    corrupt = tmp_path / "corrupt.onnx"
+    corrupt.write_bytes(b"\x08\x07garbage, not a protobuf" * 10)
+    (tmp_path / "corrupt.onnx.json").write_text(
+        (onnx_files["onnx_fp32"].parent / "pilotnet_fp32.onnx.json").read_text())
+    with pytest.raises(ModelFileError, match="corrupt.onnx"):
+        make_backend("onnx_fp32", corrupt)
+    with pytest.raises(ModelFileError, match="not found"):
+        make_backend("onnx_fp32", tmp_path / "missing.onnx")
+    bare = tmp_path / "bare.onnx"
+    bare.write_bytes(onnx_files["onnx_fp32"].read_bytes())
+    with pytest.raises(ModelFileError, match="metadata"):
+        make_backend("onnx_fp32", bare)
+    with pytest.raises(ModelFileError, match="onnx_int8"):  # an INT8 file given to the FP32 backend
+        make_backend("onnx_fp32", onnx_files["onnx_int8"])
+    # A valid ONNX model that is not PilotNet
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])])
+    foreign = tmp_path / "foreign.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(foreign))
+    (tmp_path / "foreign.onnx.json").write_text((tmp_path / "corrupt.onnx.json").read_text())
+    with pytest.raises(ModelFileError, match="not a PilotNet ONNX model"):
+        make_backend("onnx_fp32", foreign)
+
+
+# --- TensorFlow / LiteRT -----------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tf_files(setup):
+    pytest.importorskip("tensorflow")
+    from pilotnet_brain.optimize import tf_variants
+
+    d, fp32, data = setup["dir"], setup["fp32"], setup["data"]
+    files = {"tf_fp32": tf_variants.build_savedmodel(fp32, d / "pilotnet_savedmodel", data)}
+    for method in ("tflite_fp32", "tflite_fp16", "tflite_dynamic", "tflite_int8"):
+        files[method] = getattr(tf_variants, f"build_{method}")(fp32, d / f"pilotnet_{method[7:]}.tflite", data)
+    return files
+
+
+def test_keras_port_matches_torch(setup):
+    pytest.importorskip("tensorflow")
+    from pilotnet_brain.optimize import tf_variants
+
+    keras_model, torch_model, _ = tf_variants.keras_from_fp32(setup["fp32"])
+    assert tf_variants.port_check(keras_model, torch_model, setup["frames"]) <= KERAS_PORT_TOL
+    # Folding the input BatchNorm into conv0 (used for TFLite) is exact up to rounding too.
+    folded, folded_torch, _ = tf_variants.keras_from_fp32(setup["fp32"], fold_bn=True)
+    assert tf_variants.port_check(folded, setup["model"], setup["frames"]) <= KERAS_PORT_TOL
+    assert "input_norm" not in [layer.name for layer in folded.layers]
+
+
+def test_savedmodel_agrees(setup, tf_files):
+    meta = check_metadata(tf_files["tf_fp32"], "tf_fp32")
+    assert meta["settings"]["port_max_abs_diff"] <= KERAS_PORT_TOL
+    agree("tf_fp32", tf_files["tf_fp32"], setup)
+
+
+@pytest.mark.parametrize("method", ["tflite_fp32", "tflite_fp16", "tflite_dynamic", "tflite_int8"])
+def test_tflite_variants_agree(setup, tf_files, method):
+    pytest.importorskip("ai_edge_litert")
+    check_metadata(tf_files[method], method)
+    backend, _ = agree(method, tf_files[method], setup)
+    if method == "tflite_int8":
+        assert backend._in["dtype"] == np.int8 and backend._out["dtype"] == np.int8
+
+
+def test_tflite_int8_needs_calibration(setup, tmp_path):
+    pytest.importorskip("tensorflow")
+    from pilotnet_brain.optimize import tf_variants
+
+    with pytest.raises(ValueError, match="calibration"):
+        tf_variants.build_tflite_int8(setup["fp32"], tmp_path / "x.tflite", OptimizeData(np.zeros((0, 3, 66, 200), np.float32)))
+
+
+def test_tf_bad_files_fail_clearly(tf_files, tmp_path):
+    pytest.importorskip("ai_edge_litert")
+    corrupt = tmp_path / "corrupt.tflite"
+    corrupt.write_bytes(b"TFL3 but not really a flatbuffer" * 8)
+    (tmp_path / "corrupt.tflite.json").write_text(
+        json.dumps({**json.loads((tf_files["tflite_fp32"].parent / "pilotnet_fp32.tflite.json").read_text())}))
+    with pytest.raises(ModelFileError, match="corrupt.tflite"):
+        make_backend("tflite_fp32", corrupt)
+    with pytest.raises(ModelFileError, match="tflite_int8"):
+        make_backend("tflite_fp32", tf_files["tflite_int8"])
+    broken = tmp_path / "broken_savedmodel"
+    broken.mkdir()
+    (broken / "saved_model.pb").write_bytes(b"\x00garbage")
+    (tmp_path / "broken_savedmodel.json").write_text(
+        (tf_files["tf_fp32"].parent / "pilotnet_savedmodel.json").read_text())
+    with pytest.raises(ModelFileError, match="broken_savedmodel"):
+        make_backend("tf_fp32", broken)
+
+
+def test_tftrt_is_unavailable_here_with_a_clear_message(setup, tmp_path):
+    tf = pytest.importorskip("tensorflow")
+    from pilotnet_brain.optimize import tf_variants
+
+    if tf_variants.tftrt_status(tf)[0]:
+        pytest.skip("this machine has TF-TRT")
+    needs = "TF-TRT needs TensorFlow built with TensorRT and an NVIDIA GPU; this TensorFlow has none"
+    for precision in ("fp32", "fp16", "int8"):
+        with pytest.raises(BackendUnavailable, match=needs):
+            getattr(tf_variants, f"build_tftrt_{precision}")(setup["fp32"], tmp_path / "trt", setup["data"])
+        with pytest.raises(BackendUnavailable, match=needs):
+            make_backend(f"tftrt_{precision}", tmp_path / "trt")
+    assert not (tmp_path / "trt").exists()  # nothing faked
