@@ -12,7 +12,12 @@ VENV    := .venv
 PY      := $(VENV)/bin/python
 PIP     := $(PY) -m pip --no-input
 STAMP   := $(VENV)/.installed
-EXTRAS  ?= dev,ros,torch
+EXTRAS  ?= dev,ros,torch,onnx,tf
+
+RUN_BRAINS ?= explicit,pilotnet_fp32
+CPU_PRESETS := explicit,pilotnet_fp32,pilotnet_torch_fp32_traced,pilotnet_torch_int8_dynamic,pilotnet_torch_int8_static,\
+	pilotnet_torch_int8_qat,pilotnet_onnx_fp32,pilotnet_onnx_int8,pilotnet_tf_fp32,pilotnet_tflite_fp32,\
+	pilotnet_tflite_fp16,pilotnet_tflite_dynamic,pilotnet_tflite_int8
 
 COLCON_WS := build/colcon_ws
 PKG       := pilotnet_brain
@@ -20,7 +25,7 @@ PKG       := pilotnet_brain
 export MPLBACKEND := Agg
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install test run colcon-check clean data model evaluate
+.PHONY: install test run colcon-check clean data model evaluate optimize offline-benchmark benchmark-all
 
 $(PY):
 	$(PYTHON3) -m venv $(VENV)
@@ -41,9 +46,11 @@ test: $(STAMP)
 	    echo "ERROR: pytest collected no tests (exit 5); this repository always has tests" >&2; fi; \
 	    exit $$rc; }
 
+# The main job: the explicit brain and the shipped PilotNet drive the held-out test circuits through
+# the real ROS 2 graph (sim_node + brain_node + metrics_node over DDS) on the embedded simulator.
 run: $(STAMP)
-	$(VENV)/bin/pilotnet-brain drive --brain explicit \
-	    --circuit simple_circuit,montreal,montmelo --direction ccw,cw --out runs/main
+	$(VENV)/bin/pilotnet-brain benchmark --brains $(RUN_BRAINS) \
+	    --circuits simple_circuit,montreal,montmelo --directions ccw,cw --out runs/main
 
 # --- PilotNet: reproduce the shipped weights (pilotnet_brain/models/pilotnet_fp32.safetensors) ---
 # Training data: the expert on the training circuits, both directions, 2 laps each, with recovery
@@ -60,6 +67,18 @@ model: $(STAMP)
 
 evaluate: $(STAMP)
 	$(VENV)/bin/pilotnet-brain evaluate --data data/test --out runs/evaluate
+
+# --- Optimised variants (needs data/train for calibration and QAT: `make data`) ---
+optimize: $(STAMP)
+	$(VENV)/bin/pilotnet-brain optimize --data data/train --out runs/optimized
+
+offline-benchmark: $(STAMP)
+	$(VENV)/bin/pilotnet-brain offline-benchmark --models runs/optimized --data data/test --out runs/offline_benchmark
+
+# Every CPU preset through the ROS 2 graph on the test circuits (after `make optimize`).
+benchmark-all: $(STAMP)
+	$(VENV)/bin/pilotnet-brain benchmark --brains $(CPU_PRESETS) \
+	    --circuits simple_circuit,montreal,montmelo --directions ccw,cw --out runs/benchmark_all
 
 # Build the package the ROS 2 way (colcon, ament_python) in a scratch workspace and check the
 # install tree has what `ros2 run` / `ros2 launch` / the ament index need.

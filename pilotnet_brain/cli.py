@@ -73,7 +73,7 @@ def cmd_drive(args) -> int:
     brains = _split(args.brain)
     if (args.model or args.device) and "pilotnet" not in brains:
         raise ValueError("--model/--device apply to the pilotnet brain")
-    pilotnet_options = {"model_path": args.model, "backend": args.backend}
+    pilotnet_options = {"model_path": args.model, "backend": args.backend, "threads": args.threads}
     if args.device:
         pilotnet_options["device"] = args.device
     runs = [(b, c, d) for b in brains for c in circuits for d in args.direction]
@@ -264,6 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="pilotnet: model file (default: the shipped weights)")
     p.add_argument("--backend", default="torch_fp32", help="pilotnet: inference backend")
     p.add_argument("--device", choices=("cpu", "cuda"), help="pilotnet: device for torch backends")
+    p.add_argument("--threads", type=int, default=1, help="pilotnet: inference threads (default 1)")
     p.add_argument("--circuit", default="simple_circuit",
                    help="built-in circuit name(s) or CSV path(s), comma separated")
     p.add_argument("--direction", type=_directions, default=["ccw"], help="ccw, cw, ccw,cw or both")

@@ -74,7 +74,8 @@ class TorchTracedFP32Backend(TorchFP32Backend):
         # torch 2.13 marks TorchScript deprecated (in favour of torch.compile/export, which need a
         # compiler toolchain at load time); it still works: silence that warning here only.
         with torch.no_grad(), warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=r".*torch\.jit\.\w+` is deprecated.*", category=DeprecationWarning)
+            warnings.filterwarnings("ignore", message=r".*torch\.jit\.\w+` is deprecated.*",
+                                    category=DeprecationWarning)
             traced = torch.jit.trace(self.model.eval(), example)
             self.model = torch.jit.freeze(traced.eval())
             for _ in range(2):   # the profiling executor specialises on the first calls

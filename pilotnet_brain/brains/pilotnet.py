@@ -15,11 +15,13 @@ SHIPPED_MODEL = Path(__file__).resolve().parent.parent / "models" / "pilotnet_fp
 
 class PilotNetBrain:
     def __init__(self, model_path: str | Path | None = None, backend: str = "torch_fp32", max_v: float = 15.0,
-                 max_w: float = 3.0, **backend_options):
+                 max_w: float = 3.0, threads: int | None = 1, **backend_options):
         from ..backends import make_backend
 
         self.model_path = Path(model_path) if model_path else SHIPPED_MODEL
-        self.backend = make_backend(backend, self.model_path, **backend_options)
+        # One inference thread by default: batch-1 PilotNet gains nothing from more, and the simulator
+        # (or the rest of the robot) needs the other cores; oversubscribed, latency grows 100-fold.
+        self.backend = make_backend(backend, self.model_path, threads=threads, **backend_options)
         self.name = "pilotnet" if backend == "torch_fp32" else f"pilotnet_{backend}"
         self.max_v, self.max_w = max_v, max_w
         self.last_error: str | None = None

@@ -8,7 +8,6 @@ loaded), so it is the memory of "load + run" on top of the interpreter and the r
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import os
 import resource
@@ -31,15 +30,10 @@ def _set_torch_threads(n: int) -> None:
 
 
 def _build(name: str, path: str, threads: int):
-    from ..backends import _REGISTRY, make_backend
+    from ..backends import make_backend
 
     _set_torch_threads(threads)
-    module_name, class_name = _REGISTRY[name]
-    import importlib
-
-    cls = getattr(importlib.import_module(f"pilotnet_brain.backends.{module_name}"), class_name)
-    options = {"threads": threads} if "threads" in inspect.signature(cls.__init__).parameters else {}
-    return make_backend(name, path, **options)
+    return make_backend(name, path, threads=threads)
 
 
 def _latency(backend, x: np.ndarray, repeats: int, warmup: int = 20) -> np.ndarray:

@@ -77,6 +77,20 @@ def require_tftrt():
 
 
 # --- the Keras port ----------------------------------------------------------------------------------
+def _constant_flatten():
+    """A Keras layer class that flattens to [-1, features] with a constant shape (see keras_pilotnet)."""
+    import keras
+
+    class ConstantFlatten(keras.layers.Layer):
+        def call(self, x):
+            return keras.ops.reshape(x, (-1, int(np.prod(x.shape[1:]))))
+
+        def compute_output_shape(self, input_shape):
+            return (input_shape[0], int(np.prod(input_shape[1:])))
+
+    return ConstantFlatten
+
+
 def keras_pilotnet(eps: float = 1e-5, input_norm: bool = True):
     """PilotNet in Keras, NCHW input (transposed inside), same layer sizes as pilotnet.model.PilotNet.
 
@@ -94,7 +108,9 @@ def keras_pilotnet(eps: float = 1e-5, input_norm: bool = True):
         x = layers.BatchNormalization(axis=-1, epsilon=eps, name="input_norm")(x)
     for i, (filters, kernel, stride) in enumerate(((24, 5, 2), (36, 5, 2), (48, 5, 2), (64, 3, 1), (64, 3, 1))):
         x = layers.Conv2D(filters, kernel, strides=stride, padding="valid", activation="relu", name=f"conv{i}")(x)
-    x = layers.Flatten(name="flatten")(x)
+    # Flatten to a constant width (reshape to [-1, 1152]): keras' Flatten builds the shape from the
+    # runtime batch size, which leaves SHAPE/STRIDED_SLICE/PACK ops in TFLite that split the XNNPACK graph.
+    x = _constant_flatten()(name="flatten")(x)
     for i, units in enumerate((1164, 100, 50, 10)):
         x = layers.Dense(units, activation="relu", name=f"dense{i}")(x)
     outputs = layers.Dense(2, name=OUTPUT_NAME)(x)

@@ -26,6 +26,7 @@ import time
 
 from . import topics
 from .image_conversion import ImageConversionError, msg_to_rgb, stamp_to_s
+from .node_runtime import lazy_node_class, run_node
 from .params import check_node_overrides, load_node_parameters
 
 NODE_NAME = "brain_node"
@@ -205,15 +206,9 @@ def _make_node_class():
     return BrainNode
 
 
-_NODE_CLASS = None
-
-
-def BrainNode(**kwargs):
-    """Create the node (rclpy must be initialised). Raises BackendUnavailable/ConfigError/... on bad set-up."""
-    global _NODE_CLASS
-    if _NODE_CLASS is None:
-        _NODE_CLASS = _make_node_class()
-    return _NODE_CLASS(**kwargs)
+BrainNode = lazy_node_class(
+    _make_node_class, "BrainNode",
+    "Create the node (rclpy must be initialised). Raises BackendUnavailable/ConfigError/... on bad set-up.")
 
 
 def startup_errors():
@@ -232,26 +227,7 @@ def startup_errors():
 
 def spin_node(make_node, name: str, args=None) -> int:
     """rclpy.init, build, spin until Ctrl-C / shutdown; a start-up error is logged, exit code 2."""
-    import rclpy
-    from rclpy.executors import ExternalShutdownException
-
-    rclpy.init(args=args)
-    node = None
-    try:
-        try:
-            node = make_node()
-        except startup_errors() as error:
-            rclpy.logging.get_logger(name).fatal(f"cannot start: {error}")
-            return 2
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
-    return 0
+    return run_node(name, make_node, startup_errors, args=args)
 
 
 def benchmark_overhead(brain: str = "explicit", frames: int = 300, circuit: str = "simple_circuit",

@@ -21,6 +21,7 @@ import numpy as np
 
 from ..metrics import RunRecord, compute_metrics, metrics_table, write_metrics_json
 from . import topics
+from .node_runtime import lazy_node_class, run_node
 
 NODE_NAME = "metrics_node"
 METRICS_PARAMETERS = {
@@ -196,42 +197,14 @@ def _make_node_class():
     return MetricsNode
 
 
-_NODE_CLASS = None
-
-
-def MetricsNode(**kwargs):
-    global _NODE_CLASS
-    if _NODE_CLASS is None:
-        _NODE_CLASS = _make_node_class()
-    return _NODE_CLASS(**kwargs)
+MetricsNode = lazy_node_class(_make_node_class, "MetricsNode")
 
 
 def main(args=None) -> int:
-    import rclpy
-    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
-
     from .brain_node import startup_errors
 
-    rclpy.init(args=args)
-    node = None
-    try:
-        try:
-            node = MetricsNode()
-        except startup_errors() as error:
-            rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start: {error}")
-            return 2
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-        while rclpy.ok() and not (node.done and node.params["exit_on_done"]):
-            executor.spin_once(timeout_sec=0.1)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
-    return 0
+    return run_node(NODE_NAME, MetricsNode, startup_errors,
+                    done=lambda node: node.done and node.params["exit_on_done"], args=args)
 
 
 if __name__ == "__main__":

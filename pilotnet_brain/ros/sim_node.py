@@ -34,6 +34,7 @@ import numpy as np
 from ..sim_config import SIM_PARAMETERS, load_sim_parameters, sim_config_from_parameters
 from . import topics
 from .image_conversion import image_to_msg, set_stamp
+from .node_runtime import lazy_node_class, run_node
 
 NODE_NAME = "sim_node"
 NODE_EXTRA_PARAMETERS = {
@@ -333,48 +334,18 @@ def _make_node_class():
     return SimNode
 
 
-_NODE_CLASS = None
-
-
-def SimNode(**kwargs):
-    global _NODE_CLASS
-    if _NODE_CLASS is None:
-        _NODE_CLASS = _make_node_class()
-    return _NODE_CLASS(**kwargs)
+SimNode = lazy_node_class(_make_node_class, "SimNode")
 
 
 def main(args=None) -> int:
-    import rclpy
-    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
-
     from ..circuits import CircuitError
     from ..sim_config import ConfigError
 
-    rclpy.init(args=args)
-    node = None
-    rc = 0
-    try:
-        try:
-            node = SimNode()
-        except (ConfigError, CircuitError, ValueError, FileNotFoundError) as error:
-            rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start: {error}")
-            return 2
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-        node.start()
-        while rclpy.ok() and not node.finished.is_set():
-            executor.spin_once(timeout_sec=0.1)
-        if node.end_reason in ("startup_failed", "error"):
-            rc = 3
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.stop()
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
-    return rc
+    return run_node(NODE_NAME, SimNode, lambda: (ConfigError, CircuitError, ValueError, FileNotFoundError),
+                    done=lambda node: node.finished.is_set(), on_start=lambda node: node.start(),
+                    on_stop=lambda node: node.stop(),
+                    exit_code=lambda node: 3 if node.end_reason in ("startup_failed", "error") else 0,
+                    args=args)
 
 
 if __name__ == "__main__":
