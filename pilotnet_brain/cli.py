@@ -186,6 +186,24 @@ def cmd_offline_benchmark(args) -> int:
     return 0
 
 
+# --- node-benchmark ------------------------------------------------------------------------------
+def cmd_node_benchmark(args) -> int:
+    from .ros.brain_node import benchmark_overhead
+
+    print("| brain | decode (ms) | preprocess (ms) | inference (ms) | iteration (ms) | overhead beyond inference "
+          "(ms, p50 / p95) | iteration frequency (Hz) |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for brain in _split(args.brain):
+        extra = {"threads": 1} if brain == "pilotnet" else {}
+        r = benchmark_overhead(brain, frames=args.frames, **extra)
+        print(f"| {brain} | {r['decode_ms']:.3f} | {r['preprocess_ms']:.3f} | {r['inference_ms']:.3f} | "
+              f"{r['iteration_ms']:.3f} | {r['overhead_ms']:.3f} / {r['overhead_p95_ms']:.3f} | "
+              f"{r['iteration_frequency_hz']:.0f} |")
+    print("\noverhead = decode + preprocessing outside the forward pass + command clamp + publish "
+          "(640x480 rgb8, real node and publishers, no DDS transport); goal <= 0.3 ms")
+    return 0
+
+
 # --- sim-benchmark -------------------------------------------------------------------------------
 def cmd_sim_benchmark(args) -> int:
     from .benchmarks import simulator_benchmark
@@ -339,6 +357,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=300, help="timed runs per latency figure")
     p.add_argument("--out", default="runs/offline_benchmark")
     p.set_defaults(func=cmd_offline_benchmark)
+
+    p = sub.add_parser("node-benchmark", help="brain_node's per-frame overhead beyond inference (needs rclpy)")
+    p.add_argument("--brain", default="explicit,pilotnet", help="comma-separated brains")
+    p.add_argument("--frames", type=int, default=300)
+    p.set_defaults(func=cmd_node_benchmark)
 
     p = sub.add_parser("sim-benchmark", help="render time per frame and lock-step speed-up over real time")
     p.add_argument("--frames", type=int, default=500, help="frames to time the renderer on")

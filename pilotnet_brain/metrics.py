@@ -65,7 +65,7 @@ class RunRecord:
 
 
 #: Stable, documented JSON interface.  ``compute_metrics`` may append extra keys
-#: after these (``end_reason``, ``average_speed_bm_mps``, ``completed_pct_bm``, ...)
+#: after these (``end_reason``, ``average_speed_bm_mps``, ``distance_pct_of_lap``, ...)
 #: but never removes or renames these.
 METRIC_KEYS = (
     "circuit", "direction", "brain", "completed_pct", "completed_distance_m", "average_speed_mps",
@@ -397,9 +397,8 @@ def compute_metrics(record: RunRecord, radius_m: float = DEFAULT_CHECKPOINT_RADI
     - ``sim_time_s`` = ``t[-1] - t[0]``; ``wall_time_s``: as recorded.
 
     Extras: ``end_reason``; ``average_speed_bm_mps`` (BehaviorMetrics'
-    whole-second clock, None when under a second); ``completed_pct_bm``
-    (distance-based completion: driven distance / reference lap length * 100,
-    as BehaviorMetrics computes it; exceeds 100 on a weaving or multi-lap run);
+    whole-second clock, None when under a second); ``distance_pct_of_lap``
+    (driven distance / reference lap length * 100; exceeds 100 on a weaving or multi-lap run);
     ``checkpoints_reached``, ``checkpoints_total``.
 
     Any undefined or non-finite value is None.
@@ -452,7 +451,7 @@ def compute_metrics(record: RunRecord, radius_m: float = DEFAULT_CHECKPOINT_RADI
         # extras
         "end_reason": str(record.end_reason),
         "average_speed_bm_mps": speed_bm,
-        "completed_pct_bm": 100.0 * distance / lap_length if lap_length > 0 else None,
+        "distance_pct_of_lap": 100.0 * distance / lap_length if lap_length > 0 else None,
         "checkpoints_reached": int(reached),
         "checkpoints_total": int(len(ref)),
     }

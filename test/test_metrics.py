@@ -186,7 +186,7 @@ def test_half_lap():
     expected = expected_deviation_ahead(ref, radius, order, end_angle)
     assert m["position_deviation_mae_m"] == pytest.approx(expected.mean(), abs=1e-3)
     assert m["position_deviation_mae_m"] > 0.05
-    assert m["completed_pct_bm"] == pytest.approx(50.0, abs=0.1)
+    assert m["distance_pct_of_lap"] == pytest.approx(50.0, abs=0.1)
 
 
 def test_run_ending_off_track_has_no_nan():

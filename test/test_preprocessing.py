@@ -125,10 +125,11 @@ def test_bottom_half_marker_changes_the_input(frames):
     assert changed[:, 1].min() >= 92 and changed[:, 1].max() <= 107
 
 
-def test_first_row_of_the_lower_half_is_used(frames):
+def test_top_of_the_lower_half_feeds_the_first_output_row(frames):
     base = preprocess(frames[0])
     frame = frames[0].copy()
-    frame[FRAME_HEIGHT // 2] = 255                                # row 240: the top row of the crop
+    # Bilinear 240 -> 66 rows samples output row 0 at crop row 1.32, i.e. frame rows 241-242.
+    frame[FRAME_HEIGHT // 2 + 1] = 255
     diff = np.any(preprocess(frame) != base, axis=(0, 2))
     assert diff[0] and not diff[1:].any()
 

@@ -91,7 +91,7 @@ def format_table(rows: list[dict]) -> str:
         if "error" in r:
             lines.append(f"| {r['method']} | not run: {r['error']} |")
             continue
-        mse = " | ".join(_fmt(r["mse"].get(c), ".5f") for c in TEST_CIRCUITS)
+        mse = " | ".join(_fmt(r["mse"].get(c), ".6f") for c in TEST_CIRCUITS)
         lines.append(
             f"| {r['method']} | {r.get('precision', '-')} | {r['size_mb']:.2f} | {r['peak_rss_mb']:.0f} | {mse} | "
             f"{_fmt(r.get('max_abs_delta_vs_fp32'), '.4f')} | "
