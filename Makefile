@@ -98,7 +98,9 @@ colcon-check: $(STAMP)
 	    $(CURDIR)/$(VENV)/bin/colcon --log-base log build --base-paths src \
 	        --build-base build --install-base install
 	@cd $(COLCON_WS)/install && set -e; \
-	for f in lib/$(PKG)/pilotnet-brain share/$(PKG)/package.xml \
+	for f in lib/$(PKG)/pilotnet-brain lib/$(PKG)/brain_node lib/$(PKG)/sim_node lib/$(PKG)/metrics_node \
+	         lib/$(PKG)/bag_recorder share/$(PKG)/package.xml share/$(PKG)/config/brains/pilotnet_fp32.yaml \
+	         share/$(PKG)/launch/simulation.launch.py \
 	         share/ament_index/resource_index/packages/$(PKG); do \
 	    test -e "$(PKG)/$$f" || { echo "colcon-check: missing install/$(PKG)/$$f" >&2; exit 1; }; \
 	    echo "colcon-check: ok  $$f"; \

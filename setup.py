@@ -55,7 +55,6 @@ setup(
     maintainer_email="dev@pilotnet-brain.invalid",
     description="PilotNet brain nodes, embedded circuit simulator and BehaviorMetrics metrics",
     license="Apache-2.0",
-    tests_require=["pytest"],
     entry_points={
         "console_scripts": [
             "pilotnet-brain = pilotnet_brain.cli:main",
