@@ -124,7 +124,7 @@ def cmd_train(args) -> int:
 
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed,
                          val_fraction=args.val_fraction, augment=not args.no_augment, threads=args.threads,
-                         samples_per_epoch=args.samples_per_epoch)
+                         samples_per_epoch=args.samples_per_epoch, w_loss_weight=args.w_loss_weight)
     out = Path(args.out)
     summary = train_from_directory(Path(args.data), out, config)
     print(f"best validation MSE {summary['best_val_mse']:.5f} at epoch {summary['best_epoch']}; "
@@ -318,6 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--samples-per-epoch", type=int, help="default: the training-set size")
     p.add_argument("--no-augment", action="store_true")
+    p.add_argument("--w-loss-weight", type=float, default=1.0, help="weight of the steering error in the loss")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="offline evaluation of a model on recorded test circuits")

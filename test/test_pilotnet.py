@@ -421,3 +421,16 @@ def test_shipped_weights_load_and_predict_sensibly(world):
     assert pred[:, 0].min() > 0.5, "the shipped model should drive, not stand still, on the track"
     cmd = PilotNetBrain(threads=1).step(frames[0], 0.0).command           # the default model path
     assert cmd.is_finite
+
+
+def test_weighted_mse_equals_mse_at_weight_one_and_emphasises_steering():
+    import torch
+    import torch.nn.functional as F
+
+    from pilotnet_brain.pilotnet.train import _weighted_mse
+
+    pred = torch.tensor([[0.5, 0.2], [0.1, 0.9]])
+    target = torch.tensor([[0.4, 0.4], [0.1, 0.5]])
+    assert float(_weighted_mse(pred, target, 1.0)) == pytest.approx(float(F.mse_loss(pred, target)))
+    only_w_error = torch.tensor([[0.4, 0.6], [0.1, 0.5]])
+    assert float(_weighted_mse(only_w_error, target, 4.0)) > float(_weighted_mse(only_w_error, target, 1.0))

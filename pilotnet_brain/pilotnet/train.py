@@ -42,6 +42,7 @@ class TrainConfig:
     oversample_turns: bool = True
     threads: int = 2
     samples_per_epoch: int | None = None   # None: the training set size
+    w_loss_weight: float = 1.0             # weight of the w (steering) error against v's in the loss
 
 
 def turn_weights(w: np.ndarray, bins: int = 15, cap: float = 8.0) -> np.ndarray:
@@ -106,6 +107,13 @@ class Augmenter:
         # Sensor noise.
         x = x + 0.015 * torch.randn(x.shape, generator=self.g) * (torch.rand(n, 1, 1, 1, generator=self.g) < 0.5)
         return x.clamp_(0.0, 1.0)
+
+
+def _weighted_mse(pred: torch.Tensor, target: torch.Tensor, w_weight: float) -> torch.Tensor:
+    """MSE with the steering column weighted; equals plain MSE for w_weight = 1."""
+    err = (pred - target) ** 2
+    weights = torch.tensor([1.0, w_weight]) * (2.0 / (1.0 + w_weight))
+    return (err * weights).mean()
 
 
 def _batches(n: int, size: int):
@@ -174,7 +182,7 @@ def train(frames: FrameSet, out_path: Path, config: TrainConfig, label_ranges: L
             if augment is not None:
                 x = augment(x)
             optimizer.zero_grad(set_to_none=True)
-            loss = F.mse_loss(model(x), y)
+            loss = _weighted_mse(model(x), y, config.w_loss_weight)
             loss.backward()
             optimizer.step()
             running += float(loss.detach()) * len(idx)
