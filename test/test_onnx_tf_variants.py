@@ -256,8 +256,59 @@ def test_tflite_variants_agree(setup, tf_files, method):
     pytest.importorskip("ai_edge_litert")
     check_metadata(tf_files[method], method)
     backend, _ = agree(method, tf_files[method], setup)
+    from pilotnet_brain.optimize import tf_variants
+
+    s2d = method in tf_variants.S2D_METHODS
+    meta = check_metadata(tf_files[method], method)
+    assert meta["settings"]["input_layout"] == (tf_variants.S2D_LAYOUT if s2d else tf_variants.NCHW_LAYOUT)
+    assert backend.input_layout == meta["settings"]["input_layout"]
+    assert list(backend._in["shape"][1:]) == ([33, 100, 12] if s2d else [3, 66, 200])
+    # float32 I/O everywhere (INT8 quantises in the graph), and no transpose left in S2D graphs
+    assert backend._in["dtype"] == np.float32 and backend._out["dtype"] == np.float32
+    ops = {op["op_name"] for op in backend.interpreter._get_ops_details()}
+    if s2d:
+        assert not ops & {"TRANSPOSE"}, ops
     if method == "tflite_int8":
-        assert backend._in["dtype"] == np.int8 and backend._out["dtype"] == np.int8
+        assert "QUANTIZE" in ops and "DEQUANTIZE" in ops
+
+
+def test_space_to_depth_is_exact(setup):
+    pytest.importorskip("tensorflow")
+    from pilotnet_brain.optimize import tf_variants
+
+    x = setup["frames"][:3]
+    y = tf_variants.space_to_depth(x)
+    ref = x.reshape(3, 3, 33, 2, 100, 2).transpose(0, 2, 4, 1, 3, 5).reshape(3, 33, 100, 12)
+    assert y.shape == (3, 33, 100, 12) and np.array_equal(y, ref)
+    keras_model, _, _ = tf_variants.keras_from_fp32(setup["fp32"], fold_bn=True, s2d=True)
+    assert tuple(keras_model.get_layer("conv0").kernel.shape) == (3, 3, 12, 24)
+    assert tf_variants.port_check(keras_model, setup["model"], setup["frames"]) <= KERAS_PORT_TOL
+
+
+def test_tflite_old_nchw_layout_still_loads_and_unknown_layouts_are_refused(setup, tf_files, tmp_path):
+    pytest.importorskip("ai_edge_litert")
+    from pilotnet_brain.optimize import tf_variants
+
+    old = tf_variants._build_tflite(setup["fp32"], tmp_path / "old_int8.tflite", setup["data"], "tflite_int8", s2d=False)
+    assert check_metadata(old, "tflite_int8")["settings"]["input_layout"] == tf_variants.NCHW_LAYOUT
+    agree("tflite_int8", old, setup)
+    meta_path = tmp_path / "old_int8.tflite.json"
+    meta = json.loads(meta_path.read_text())
+    del meta["settings"]["input_layout"]  # files without the key are NCHW
+    meta_path.write_text(json.dumps(meta))
+    agree("tflite_int8", old, setup)
+    meta["settings"]["input_layout"] = "nhwc-something-else"
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(ModelFileError, match="unknown input_layout"):
+        make_backend("tflite_int8", old)
+    # An S2D file whose metadata claims NCHW does not pass the shape check
+    wrong = tmp_path / "wrong.tflite"
+    wrong.write_bytes(tf_files["tflite_int8"].read_bytes())
+    meta = json.loads((tf_files["tflite_int8"].parent / (tf_files["tflite_int8"].name + ".json")).read_text())
+    meta["settings"]["input_layout"] = tf_variants.NCHW_LAYOUT
+    (tmp_path / "wrong.tflite.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelFileError, match="not a PilotNet TFLite model"):
+        make_backend("tflite_int8", wrong)
 
 
 def test_tflite_int8_needs_calibration(setup, tmp_path):

@@ -1,7 +1,9 @@
 """TensorFlow-family backends: SavedModel (`tf_fp32`), TFLite via LiteRT (`tflite_fp32`, `tflite_fp16`,
 `tflite_dynamic`, `tflite_int8`) and TF-TRT (`tftrt_fp32`, `tftrt_fp16`, `tftrt_int8`).
 
-All take the shared NCHW batch (the models transpose to NHWC inside). TFLite files run with LiteRT
+All take the shared NCHW batch. SavedModels transpose to NHWC inside; TFLite files built by this
+version take the space-to-depth NHWC input named by `input_layout` in their metadata
+(tf_variants.S2D_LAYOUT), rearranged here; older NCHW-input files still load. TFLite files run with LiteRT
 (`ai-edge-litert`), which needs no TensorFlow at run time. SavedModels and .tflite files are graphs and
 flatbuffers, not pickles: loading them executes no Python code. Files come with `<file>.json` beside
 them (pilotnet_brain.optimize.tf_variants) giving the label ranges.
@@ -149,13 +151,28 @@ class TFLiteFP32Backend(Backend):
             self.interpreter.allocate_tensors()
         except Exception as error:  # LiteRT raises ValueError / RuntimeError for bad flatbuffers
             raise ModelFileError(f"{self.path} is not a loadable TFLite model: {error}") from None
+        from ..optimize.tf_variants import NCHW_LAYOUT, S2D_LAYOUT, s2d_shape, space_to_depth
+
+        settings = self.metadata.get("settings") or {}
+        layout = settings.get("input_layout", NCHW_LAYOUT)
+        if layout == S2D_LAYOUT:
+            expected = list(s2d_shape(INPUT_SHAPE))
+        elif layout == NCHW_LAYOUT:
+            expected = list(INPUT_SHAPE)
+        else:
+            raise ModelFileError(f"{self.path}: unknown input_layout {layout!r} in its metadata "
+                                 f"(this version reads {NCHW_LAYOUT!r} and {S2D_LAYOUT!r}); rebuild it")
+        self.input_layout = layout
+        self._s2d = space_to_depth if layout == S2D_LAYOUT else None
         inputs, outputs = self.interpreter.get_input_details(), self.interpreter.get_output_details()
-        if (len(inputs) != 1 or len(outputs) != 1 or list(inputs[0]["shape"][1:]) != list(INPUT_SHAPE)
+        if (len(inputs) != 1 or len(outputs) != 1 or list(inputs[0]["shape"][1:]) != expected
                 or int(outputs[0]["shape"][-1]) != 2):
-            raise ModelFileError(f"{self.path}: not a PilotNet TFLite model (inputs "
-                                 f"{[list(i['shape']) for i in inputs]}, outputs {[list(o['shape']) for o in outputs]})")
+            raise ModelFileError(f"{self.path}: not a PilotNet TFLite model with input layout {layout!r} (inputs "
+                                 f"{[list(i['shape']) for i in inputs]}, expected [N, {', '.join(map(str, expected))}]; "
+                                 f"outputs {[list(o['shape']) for o in outputs]})")
         self._in, self._out = inputs[0], outputs[0]
         self._batch = int(self._in["shape"][0])
+        self._float_io = self._in["dtype"] == np.float32 and self._out["dtype"] == np.float32
         self.device = device
         self.threads = threads
 
@@ -186,9 +203,17 @@ class TFLiteFP32Backend(Backend):
     def _predict_normalized(self, batch: np.ndarray) -> np.ndarray:
         if len(batch) != self._batch:
             self._resize(len(batch))
-        self.interpreter.set_tensor(self._in["index"], self._quantize(batch))
-        self.interpreter.invoke()
-        return self._dequantize(self.interpreter.get_tensor(self._out["index"]))
+        interpreter = self.interpreter
+        if self._s2d is not None and self._float_io:
+            # Rearranged straight into the interpreter's input buffer (the view is dropped before invoke).
+            self._s2d(batch, out=interpreter.tensor(self._in["index"])())
+            interpreter.invoke()
+            return interpreter.get_tensor(self._out["index"])
+        if self._s2d is not None:
+            batch = self._s2d(batch)
+        interpreter.set_tensor(self._in["index"], self._quantize(batch))
+        interpreter.invoke()
+        return self._dequantize(interpreter.get_tensor(self._out["index"]))
 
 
 class TFLiteFP16Backend(TFLiteFP32Backend):

@@ -2,8 +2,12 @@
 (FP32, FP16, dynamic-range INT8, full INT8) and TF-TRT (FP32, FP16, INT8; needs TensorRT and a GPU).
 
 The Keras port takes the same NCHW batch as every other backend (N x 3 x 66 x 200, from
-pilotnet_brain.preprocessing) and transposes to NHWC as its first layer, so the SavedModel, the TFLite
-files and the TF-TRT models all have that NCHW input. Weights are ported exactly:
+pilotnet_brain.preprocessing) and transposes to NHWC as its first layer, so the SavedModel, the FP32/FP16
+TFLite files and the TF-TRT models all have that NCHW input. The INT8 and dynamic-range TFLite files
+(S2D_METHODS) instead take a space-to-depth NHWC input (S2D_LAYOUT, 33 x 100 x 12; the backend
+rearranges the NCHW batch with space_to_depth) with conv0 rewritten as an exact 3x3 stride-1
+convolution: XNNPACK's INT8 kernel for the 3-channel 5x5 stride-2 conv0 was over half of the invoke.
+The layout is recorded as settings.input_layout in the metadata. Weights are ported exactly:
 
 - input BatchNorm: gamma, beta, running mean and variance, same epsilon;
 - convolutions: kernels OIHW -> HWIO;
@@ -91,10 +95,60 @@ def _constant_flatten():
     return ConstantFlatten
 
 
-def keras_pilotnet(eps: float = 1e-5, input_norm: bool = True):
+#: Input layout of the TFLite files: space-to-depth by 2 of the NCHW batch, NHWC 33 x 100 x 12, the
+#: 12 channels ordered (c, dy, dx) -- see space_to_depth. conv0 (5x5 stride 2 over 3 channels) becomes an
+#: exact 3x3 stride-1 convolution over 12 channels (s2d_conv0_kernel), much cheaper in XNNPACK's INT8
+#: kernels, and the graph has no transpose.
+S2D_LAYOUT = "s2d2-nhwc-(c,dy,dx)"
+NCHW_LAYOUT = "NCHW (transposed inside)"
+
+
+def s2d_shape(input_shape=None) -> tuple[int, int, int]:
+    """(H/2, W/2, 4C) for an NCHW (C, H, W) input shape (H and W even)."""
+    if input_shape is None:
+        from ..preprocessing import INPUT_SHAPE as input_shape
+    c, h, w = input_shape
+    if h % 2 or w % 2:
+        raise ValueError(f"space-to-depth needs an even height and width, not {input_shape}")
+    return h // 2, w // 2, 4 * c
+
+
+def space_to_depth(batch: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """N x C x H x W float32 -> N x H/2 x W/2 x 4C, channel index c*4 + dy*2 + dx (S2D_LAYOUT).
+
+    Each pair of horizontally adjacent float32 pixels is viewed as one int64 (dx = 0, 1 kept in
+    order), so the gather moves half as many elements. `out`, if given, is an N x H/2 x W/2 x 4C
+    float32 C-contiguous array written in place (and returned).
+    """
+    batch = np.ascontiguousarray(batch, dtype=np.float32)
+    n, c, h, w = batch.shape
+    pairs = batch.view(np.int64).reshape(n, c, h // 2, 2, w // 2)           # n, c, y, dy, x
+    if out is None:
+        out = np.empty((n, h // 2, w // 2, 4 * c), np.float32)
+    target = out.view(np.int64).reshape(n, h // 2, w // 2, c, 2)            # n, y, x, c, dy
+    np.copyto(target, pairs.transpose(0, 2, 4, 1, 3))
+    return out
+
+
+def s2d_conv0_kernel(kernel_hwio: np.ndarray) -> np.ndarray:
+    """A 5x5 (any k x k) stride-2 HWIO kernel -> the equivalent ceil(k/2) x ceil(k/2) stride-1 kernel
+    over space_to_depth's 4C channels (c, dy, dx)."""
+    k, k2, cin, cout = kernel_hwio.shape
+    assert k == k2
+    half = (k + 1) // 2
+    padded = np.zeros((2 * half, 2 * half, cin, cout), kernel_hwio.dtype)
+    padded[:k, :k] = kernel_hwio
+    # (i, dy, j, dx, c, o) -> (i, j, c, dy, dx, o)
+    return np.ascontiguousarray(padded.reshape(half, 2, half, 2, cin, cout).transpose(0, 2, 4, 1, 3, 5)
+                                .reshape(half, half, 4 * cin, cout))
+
+
+def keras_pilotnet(eps: float = 1e-5, input_norm: bool = True, s2d: bool = False):
     """PilotNet in Keras, NCHW input (transposed inside), same layer sizes as pilotnet.model.PilotNet.
 
     input_norm=False leaves out the input BatchNorm, for weights where it is folded into conv0.
+    s2d=True takes the space_to_depth input (S2D_LAYOUT) instead, conv0 a 3x3 stride-1 convolution;
+    it needs input_norm=False (a per-channel BatchNorm would still work, but the fold is what's used).
     """
     require_tf()
     import keras
@@ -102,11 +156,19 @@ def keras_pilotnet(eps: float = 1e-5, input_norm: bool = True):
 
     from ..preprocessing import INPUT_SHAPE
 
-    inputs = keras.Input(shape=INPUT_SHAPE, name=INPUT_NAME)
-    x = layers.Permute((2, 3, 1), name="nchw_to_nhwc")(inputs)
+    if s2d and input_norm:
+        raise ValueError("the space-to-depth model needs the input BatchNorm folded (input_norm=False)")
+    if s2d:
+        inputs = keras.Input(shape=s2d_shape(INPUT_SHAPE), name=INPUT_NAME)
+        x = inputs
+    else:
+        inputs = keras.Input(shape=INPUT_SHAPE, name=INPUT_NAME)
+        x = layers.Permute((2, 3, 1), name="nchw_to_nhwc")(inputs)
     if input_norm:
         x = layers.BatchNormalization(axis=-1, epsilon=eps, name="input_norm")(x)
     for i, (filters, kernel, stride) in enumerate(((24, 5, 2), (36, 5, 2), (48, 5, 2), (64, 3, 1), (64, 3, 1))):
+        if s2d and i == 0:
+            kernel, stride = (kernel + 1) // 2, 1
         x = layers.Conv2D(filters, kernel, strides=stride, padding="valid", activation="relu", name=f"conv{i}")(x)
     # Flatten to a constant width (reshape to [-1, 1152]): keras' Flatten builds the shape from the
     # runtime batch size, which leaves SHAPE/STRIDED_SLICE/PACK ops in TFLite that split the XNNPACK graph.
@@ -133,8 +195,11 @@ def port_weights(torch_model, keras_model) -> None:
                         sd["input_norm.running_mean"], sd["input_norm.running_var"]])
     convs = [m for m in torch_model.features if isinstance(m, torch.nn.Conv2d)]
     for i, conv in enumerate(convs):
-        w = conv.weight.detach().cpu().numpy()
-        keras_model.get_layer(f"conv{i}").set_weights([w.transpose(2, 3, 1, 0), conv.bias.detach().cpu().numpy()])
+        w = conv.weight.detach().cpu().numpy().transpose(2, 3, 1, 0)
+        layer = keras_model.get_layer(f"conv{i}")
+        if i == 0 and tuple(layer.kernel.shape) != w.shape:  # the space-to-depth model
+            w = s2d_conv0_kernel(w)
+        layer.set_weights([w, conv.bias.detach().cpu().numpy()])
     linears = [m for m in torch_model.regressor if isinstance(m, torch.nn.Linear)]
     # The last feature map's shape (C, H, W), from the Keras graph (NHWC there).
     _, h, w, c = keras_model.get_layer("flatten").input.shape
@@ -147,11 +212,12 @@ def port_weights(torch_model, keras_model) -> None:
         keras_model.get_layer(name).set_weights([np.ascontiguousarray(w.T), linear.bias.detach().cpu().numpy()])
 
 
-def keras_from_fp32(fp32_model: Path, fold_bn: bool = False):
+def keras_from_fp32(fp32_model: Path, fold_bn: bool = False, s2d: bool = False):
     """(keras model with the FP32 weights, torch model, metadata) for a safetensors PilotNet.
 
     fold_bn=True folds the input BatchNorm into conv0 first (exact up to rounding: conv0 has no
-    padding); the returned torch model is then the folded one.
+    padding); the returned torch model is then the folded one. s2d=True (needs fold_bn) builds the
+    space-to-depth input model (S2D_LAYOUT; feed it space_to_depth(batch)).
     """
     from ..pilotnet.weights import load_model
     from .onnx_variants import fold_input_norm
@@ -160,7 +226,7 @@ def keras_from_fp32(fp32_model: Path, fold_bn: bool = False):
     eps = torch_model.input_norm.eps
     if fold_bn:
         torch_model = fold_input_norm(torch_model)
-    keras_model = keras_pilotnet(eps=eps, input_norm=not fold_bn)
+    keras_model = keras_pilotnet(eps=eps, input_norm=not fold_bn, s2d=s2d)
     port_weights(torch_model, keras_model)
     return keras_model, torch_model, meta
 
@@ -172,14 +238,17 @@ def port_check(keras_model, torch_model, frames: np.ndarray) -> float:
     frames = check_batch(frames)
     with torch.inference_mode():
         ref = torch_model(torch.from_numpy(frames)).numpy()
+    if tuple(keras_model.input.shape[1:]) != tuple(frames.shape[1:]):  # the space-to-depth model
+        frames = space_to_depth(frames)
     out = np.asarray(keras_model(frames, training=False))
     return float(np.abs(out - ref).max())
 
 
 def _serving_module(keras_model):
-    """tf.Module whose `serve` maps {'input': N x 3 x 66 x 200} -> {'output': N x 2}."""
+    """tf.Module whose `serve` maps {'input': N x 3 x 66 x 200} (or the model's input shape,
+    e.g. space-to-depth) -> {'output': N x 2}."""
     tf = require_tf()
-    from ..preprocessing import INPUT_SHAPE
+    INPUT_SHAPE = tuple(int(d) for d in keras_model.input.shape[1:])
 
     class Serving(tf.Module):
         def __init__(self, model):
@@ -229,16 +298,25 @@ def build_savedmodel(fp32_model: Path, out_path: Path, data: OptimizeData | None
 
 
 # --- TFLite ------------------------------------------------------------------------------------------
-def _build_tflite(fp32_model: Path, out_path: Path, data: OptimizeData | None, method: str) -> Path:
+#: TFLite methods built on the space-to-depth input (S2D_LAYOUT); the others take NCHW.
+S2D_METHODS = {"tflite_dynamic", "tflite_int8"}  # FP32/FP16: ~8% slower with S2D in XNNPACK
+
+
+def _build_tflite(fp32_model: Path, out_path: Path, data: OptimizeData | None, method: str,
+                  s2d: bool | None = None) -> Path:
     if method not in ("tflite_fp32", "tflite_fp16", "tflite_dynamic", "tflite_int8"):
         raise ValueError(f"unknown TFLite method {method!r}")
     tf = require_tf()
     out_path = Path(out_path)
+    s2d = method in S2D_METHODS if s2d is None else s2d
     # The input BatchNorm folded into conv0: one pass less, and for INT8 no per-tensor-quantised
     # BatchNorm output in front of the first convolution.
-    keras_model, _, _ = keras_from_fp32(Path(fp32_model), fold_bn=True)
-    settings = {"format": "tflite", "runtime": "ai-edge-litert", "input_layout": "NCHW (transposed inside)",
+    keras_model, _, _ = keras_from_fp32(Path(fp32_model), fold_bn=True, s2d=s2d)
+    settings = {"format": "tflite", "runtime": "ai-edge-litert", "input_layout": S2D_LAYOUT if s2d else NCHW_LAYOUT,
                 "input_batchnorm": "folded into conv0", "tensorflow": tf.__version__}
+    if s2d:
+        settings["input_shape_nhwc"] = list(s2d_shape())
+        settings["conv0"] = "3x3 stride 1 over the space-to-depth input (exact rewrite of 5x5 stride 2)"
     # From the concrete function with the variables frozen into constants: converting the Keras 3
     # SavedModel directly keeps VAR_HANDLE/READ_VARIABLE ops (weights re-read and re-transposed every
     # invoke, and INT8 calibration fails on them).
@@ -259,14 +337,13 @@ def _build_tflite(fp32_model: Path, out_path: Path, data: OptimizeData | None, m
 
         def representative():
             for frame in calibration:
-                yield [frame[None]]
+                yield [space_to_depth(frame[None]) if s2d else frame[None]]
 
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = representative
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        converter.inference_input_type = tf.int8
-        converter.inference_output_type = tf.int8
-        settings.update(weights="int8 per channel", activations="int8", io="int8 (quantised in the backend)",
+        # float32 I/O: the in-graph QUANTIZE/DEQUANTIZE ops are far cheaper than doing it in numpy.
+        settings.update(weights="int8 per channel", activations="int8", io="float32 (quantised in the graph)",
                         calibration_frames=int(len(calibration)),
                         calibration_seed=int(getattr(data, "seed", 0)))
     else:
