@@ -14,14 +14,14 @@ from the live metrics is reported (``bag_agreement``).
 """
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 import sys
 import time
 from pathlib import Path
 from typing import Callable, Sequence
+
+from .metrics import metrics_table
 
 __all__ = [
     "DEFAULT_CIRCUITS",
@@ -147,33 +147,9 @@ def summarize(rows: list[dict]) -> list[dict]:
     return out
 
 
-def _cell(value, decimals, missing):
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return missing
-    if decimals is not None and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return f"{float(value):.{decimals}f}"
-    return str(value)
-
-
 def seed_table(summary: list[dict], fmt: str = "markdown") -> str:
     """The seed's table (Markdown or CSV) of ``summarize`` rows."""
-    headers = [h for _, h, _ in SEED_COLUMNS]
-    missing = "-" if fmt == "markdown" else ""
-    body = [[_cell(r.get(k), d, missing) for k, _, d in SEED_COLUMNS] for r in summary]
-    if fmt == "csv":
-        buf = io.StringIO()
-        w = csv.writer(buf, lineterminator="\n")
-        w.writerow(headers)
-        w.writerows(body)
-        return buf.getvalue()
-    if fmt != "markdown":
-        raise ValueError(f"fmt must be 'markdown' or 'csv', not {fmt!r}")
-
-    def line(cells):
-        return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
-
-    align = [":---"] + ["---:"] * (len(SEED_COLUMNS) - 1)
-    return "\n".join([line(headers), line(align)] + [line(r) for r in body]) + "\n"
+    return metrics_table(summary, fmt, columns=SEED_COLUMNS)
 
 
 def _agreement(live: dict, from_bag: dict) -> dict:

@@ -499,18 +499,18 @@ def _format_cell(value, decimals, missing: str) -> str:
     return str(value)
 
 
-def metrics_table(rows: list[dict], fmt: str = "markdown") -> str:
+def metrics_table(rows: list[dict], fmt: str = "markdown", columns=TABLE_COLUMNS) -> str:
     """Human-readable table of several runs' metrics (one row per run).
 
-    Columns are the ``METRIC_KEYS`` with readable headers and units, numbers
-    rounded to a sensible number of decimals.  ``fmt="markdown"`` shows a
-    missing value (None) as "-"; ``fmt="csv"`` leaves the cell empty.
+    ``columns`` are (key, header, decimals) triples, by default the ``METRIC_KEYS`` with readable
+    headers and units, numbers rounded to a sensible number of decimals.  ``fmt="markdown"`` shows
+    a missing value (None) as "-"; ``fmt="csv"`` leaves the cell empty.
     """
     if fmt not in ("markdown", "csv"):
         raise ValueError(f"metrics_table: fmt must be 'markdown' or 'csv', not {fmt!r}")
-    headers = [header for _, header, _ in TABLE_COLUMNS]
+    headers = [header for _, header, _ in columns]
     missing = "-" if fmt == "markdown" else ""
-    body = [[_format_cell(row.get(key), dec, missing) for key, _, dec in TABLE_COLUMNS] for row in rows]
+    body = [[_format_cell(row.get(key), dec, missing) for key, _, dec in columns] for row in rows]
     if fmt == "csv":
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
@@ -523,7 +523,7 @@ def metrics_table(rows: list[dict], fmt: str = "markdown") -> str:
 
     # Text columns left-aligned, numbers right-aligned.
     align = [":---" if dec is None and key not in ("off_track_events",) else "---:"
-             for key, _, dec in TABLE_COLUMNS]
+             for key, _, dec in columns]
     return "\n".join([line(headers), line(align)] + [line(r) for r in body]) + "\n"
 
 

@@ -133,16 +133,19 @@ class _Recorder:
         self._end_at = None
         self._camera_seen = 0
         self.subscriptions = []
-        for role, topic in self.topics.items():
+        self._camera_depth = camera_depth
+        self._gate_roles = ("camera", "cmd_vel", "stats")
+        for role in self.topics:
             if role == "camera" and not self.record_camera:
                 continue
-            msgtype = bags.DEFAULT_TYPES[role]
-            qos = _qos_for(role, camera_depth)
-            bag_qos = _bag_qos(qos)
-            self.writer.add_topic(topic, msgtype, [bag_qos] if bag_qos is not None else [])
-            self.subscriptions.append(node.create_subscription(
-                _message_class(msgtype), topic, self._callback(role, topic, msgtype), qos, raw=True))
-        node.get_logger().info(f"recording {len(self.subscriptions)} topics to {self.bag_path} ({self.storage})")
+            if role != "odom":
+                self._subscribe(role)
+        # Odometry last: sim_node starts the episode once its odometry has all its subscribers, so
+        # subscribing to it only after the other topics have matched their publishers means nothing of
+        # the run is missed (discovery of each publisher/subscription pair is independent and can lag).
+        self._gate_deadline = time.monotonic() + float(p("gate_timeout_s", 10.0).value)
+        self._gate_timer = node.create_timer(0.05, self._subscribe_odometry_when_matched)
+        node.get_logger().info(f"recording {len(self.topics)} topics to {self.bag_path} ({self.storage})")
         # What the launcher did not pass, ask the nodes that know it (as `ros2 param get` would).
         self._param_sources = []
         if bool(p("query_nodes", True).value):
@@ -157,6 +160,27 @@ class _Recorder:
                                                 "future": None, "node": name})
             if self._param_sources:
                 self._param_timer = node.create_timer(0.2, self._query_parameters)
+
+    def _subscribe(self, role: str):
+        topic, msgtype = self.topics[role], bags.DEFAULT_TYPES[role]
+        qos = _qos_for(role, self._camera_depth)
+        bag_qos = _bag_qos(qos)
+        self.writer.add_topic(topic, msgtype, [bag_qos] if bag_qos is not None else [])
+        sub = self.node.create_subscription(_message_class(msgtype), topic, self._callback(role, topic, msgtype),
+                                            qos, raw=True)
+        self.subscriptions.append(sub)
+        return sub
+
+    def _subscribe_odometry_when_matched(self):
+        gates = [sub for sub in self.subscriptions if sub.topic_name in
+                 {self.topics[r] for r in self._gate_roles if r in self.topics}]
+        matched = all(sub.get_publisher_count() > 0 for sub in gates)
+        if not matched and time.monotonic() < self._gate_deadline:
+            return
+        if not matched:
+            self.node.get_logger().warning("not every recorded topic has a publisher yet; recording odometry anyway")
+        self._gate_timer.cancel()
+        self._subscribe("odom")
 
     _ALIASES = {"reference_spacing": "reference_spacing_m", "brain_config": "brain_config_path"}
 
