@@ -122,12 +122,18 @@ def _make_node_class():
             self.metrics_path = None
             self.done = False
             self._stamp_to_s = stamp_to_s
-            self.create_subscription(Odometry, p["odom_topic"], self._on_odom, reliable)
-            self.create_subscription(Twist, p["cmd_vel_topic"], self._on_cmd, 10)
-            self.create_subscription(Float64MultiArray, p["brain_stats_topic"], self._on_brain_stats, reliable)
+            self._cmd_sub = self.create_subscription(Twist, p["cmd_vel_topic"], self._on_cmd, 10)
+            self._stats_sub = self.create_subscription(Float64MultiArray, p["brain_stats_topic"],
+                                                       self._on_brain_stats, reliable)
             self.create_subscription(Float64MultiArray, p["sim_stats_topic"], self._on_sim_stats, latched)
             self.create_subscription(String, p["status_topic"], self._on_status, latched)
             self.create_timer(0.05, self._check_done)
+            # Odometry last: sim_node starts the episode once its odometry has all its subscribers, so
+            # subscribing only after the brain's topics have matched publishers means no brain stats
+            # are missed (each publisher/subscription pair is discovered independently).
+            self._odom_args = (Odometry, p["odom_topic"], self._on_odom, reliable)
+            self._gate_deadline = time.monotonic() + 10.0
+            self._gate_timer = self.create_timer(0.05, self._subscribe_odometry_when_matched)
             self.get_logger().info(f"scoring {self.brain} on {p['circuit']} {p['direction']} -> {p['output_dir']}")
 
         def _on_odom(self, msg):
@@ -193,6 +199,15 @@ def _make_node_class():
             self.get_logger().info(
                 f"{record.end_reason}: completed {m['completed_pct']:.1f} %, brain "
                 f"{m['brain_iteration_frequency_hz'] or 0:.1f} Hz -> {self.metrics_path}")
+
+        def _subscribe_odometry_when_matched(self):
+            matched = self._cmd_sub.get_publisher_count() > 0 and self._stats_sub.get_publisher_count() > 0
+            if not matched and time.monotonic() < self._gate_deadline:
+                return
+            if not matched:
+                self.get_logger().warning("brain_node's topics have no publisher yet; scoring odometry anyway")
+            self._gate_timer.cancel()
+            self.create_subscription(*self._odom_args)
 
     return MetricsNode
 

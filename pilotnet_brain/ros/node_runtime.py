@@ -37,6 +37,7 @@ def run_node(node_name: str, make_node, startup_errors, done=lambda node: False,
 
     rclpy.init(args=args)
     node = None
+    executor = None
     rc = 0
     try:
         try:
@@ -57,6 +58,11 @@ def run_node(node_name: str, make_node, startup_errors, done=lambda node: False,
         if node is not None:
             if on_stop is not None:
                 on_stop(node)
+            if executor is not None:
+                # Release the executor's hold on the node first: destroying a node an executor still
+                # references can block in destroy_when_not_in_use (seen once after a finished run).
+                executor.remove_node(node)
+                executor.shutdown(timeout_sec=1.0)
             node.destroy_node()
         if rclpy.ok():
             rclpy.shutdown()
