@@ -59,7 +59,7 @@ from torch import nn
 
 from ..pilotnet.labels import LabelRanges
 from ..pilotnet.model import ARCHITECTURE, PilotNet
-from ..pilotnet.weights import ModelFileError, load_model, metadata_path, read_metadata
+from ..pilotnet.weights import ModelFileError, load_model, metadata_path, read_metadata, state_dict_mismatch
 from ..preprocessing import INPUT_SHAPE, to_network_input
 from .data import OptimizeData
 
@@ -340,18 +340,9 @@ def load_quantized(path: str | Path, method: str) -> tuple[nn.Module, dict, Labe
         model = quantized_skeleton(method)
     except RuntimeError as error:
         raise ModelFileError(f"{path}: cannot build the {method} architecture here: {error}") from None
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong = sorted(k for k in set(expected) & set(state) if _signature(expected[k]) != _signature(state[k]))
-    if missing or unexpected or wrong:
-        details = []
-        if missing:
-            details.append(f"missing {missing[:4]}")
-        if unexpected:
-            details.append(f"unexpected {unexpected[:4]}")
-        if wrong:
-            details.append(f"wrong shape/dtype {wrong[:4]}")
+    details = state_dict_mismatch(model.state_dict(), state, lambda a, b: _signature(a) == _signature(b),
+                                  lambda keys, got, want: f"wrong shape/dtype {keys}")
+    if details:
         raise ModelFileError(f"{path}: not a {method} PilotNet of this shape: {'; '.join(details)}")
     _check_finite(path, state)
     try:

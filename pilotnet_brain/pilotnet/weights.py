@@ -74,6 +74,24 @@ def read_metadata(path: str | Path) -> dict:
     return meta
 
 
+def state_dict_mismatch(expected: dict, state: dict, same, describe_wrong) -> list[str]:
+    """What keeps `state` from loading into a model whose state_dict is `expected` (empty if nothing).
+
+    same(a, b) compares two tensors; describe_wrong(keys, state, expected) words the mismatching ones.
+    """
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(state) if not same(expected[k], state[k]))
+    details = []
+    if missing:
+        details.append(f"missing {missing[:4]}")
+    if unexpected:
+        details.append(f"unexpected {unexpected[:4]}")
+    if wrong:
+        details.append(describe_wrong(wrong[:4], state, expected))
+    return details
+
+
 def load_model(path: str | Path) -> tuple[PilotNet, dict, LabelRanges]:
     """Load weights (no code execution) into a PilotNet in eval mode; clear errors for bad files."""
     from safetensors.torch import load_file
@@ -89,19 +107,11 @@ def load_model(path: str | Path) -> tuple[PilotNet, dict, LabelRanges]:
     except Exception as error:
         raise ModelFileError(f"{path}: cannot read tensors: {error}") from None
     model = PilotNet()
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong = sorted(k for k in set(expected) & set(state) if expected[k].shape != state[k].shape)
-    if missing or unexpected or wrong:
-        details = []
-        if missing:
-            details.append(f"missing {missing[:4]}")
-        if unexpected:
-            details.append(f"unexpected {unexpected[:4]}")
-        if wrong:
-            details.append("wrong shape " + ", ".join(
-                f"{k} {tuple(state[k].shape)} != {tuple(expected[k].shape)}" for k in wrong[:4]))
+    details = state_dict_mismatch(
+        model.state_dict(), state, lambda a, b: a.shape == b.shape,
+        lambda keys, got, want: "wrong shape " + ", ".join(
+            f"{k} {tuple(got[k].shape)} != {tuple(want[k].shape)}" for k in keys))
+    if details:
         raise ModelFileError(f"{path}: not a PilotNet of this shape: {'; '.join(details)}")
     model.load_state_dict(state)
     model.eval()
