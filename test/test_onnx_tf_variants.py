@@ -22,6 +22,7 @@ torch = pytest.importorskip("torch")
 from pilotnet_brain.backends import BackendUnavailable, make_backend  # noqa: E402
 from pilotnet_brain.circuits import load_circuit  # noqa: E402
 from pilotnet_brain.optimize.data import OptimizeData  # noqa: E402
+from pilotnet_brain.optimize import space_to_depth  # noqa: E402
 from pilotnet_brain.pilotnet.labels import DEFAULT_LABEL_RANGES  # noqa: E402
 from pilotnet_brain.pilotnet.model import PilotNet  # noqa: E402
 from pilotnet_brain.pilotnet.weights import ModelFileError, save_model  # noqa: E402
@@ -172,11 +173,15 @@ def test_onnx_int8_is_static_qdq_per_channel(setup, onnx_files):
     assert "DynamicQuantizeLinear" not in ops and "ConvInteger" not in ops and "MatMulInteger" not in ops
     conv_w_scale = next(i for i in proto.graph.initializer if i.name == "features.2.weight_scale")
     assert tuple(conv_w_scale.dims) == (36,)  # one scale per output channel
-    # The 3-channel first convolution stays FP32 (faster in ONNX Runtime); its input is not quantised.
-    assert not any(i.name == "features.0.weight_scale" for i in proto.graph.initializer)
-    first = next(n for n in proto.graph.node if n.op_type == "Conv")
-    assert first.input[0] == "input"
+    # The graph takes the NCHW batch, rearranges it space-to-depth, and runs the first convolution as
+    # a quantised 3x3 convolution over 12 channels.
+    reads_input = [n.op_type for n in proto.graph.node if "input" in n.input]
+    assert reads_input == ["SpaceToDepth"]
+    assert [d.dim_value for d in proto.graph.input[0].type.tensor_type.shape.dim[1:]] == [3, 66, 200]
+    conv0_w = next(i for i in proto.graph.initializer if i.name == "features.0.weight_quantized")
+    assert tuple(conv0_w.dims) == (24, 12, 3, 3)
     meta = check_metadata(path, "onnx_int8")
+    assert meta["settings"]["first_conv"] == "int8-s2d"
     assert meta["settings"]["quant_format"] == "QDQ" and meta["settings"]["per_channel"] is True
     assert meta["settings"]["calibration_frames"] == 24
     agree("onnx_int8", path, setup)
@@ -277,7 +282,7 @@ def test_space_to_depth_is_exact(setup):
     from pilotnet_brain.optimize import tf_variants
 
     x = setup["frames"][:3]
-    y = tf_variants.space_to_depth(x)
+    y = space_to_depth.space_to_depth(x)
     ref = x.reshape(3, 3, 33, 2, 100, 2).transpose(0, 2, 4, 1, 3, 5).reshape(3, 33, 100, 12)
     assert y.shape == (3, 33, 100, 12) and np.array_equal(y, ref)
     keras_model, _, _ = tf_variants.keras_from_fp32(setup["fp32"], fold_bn=True, s2d=True)
@@ -351,3 +356,36 @@ def test_tftrt_is_unavailable_here_with_a_clear_message(setup, tmp_path):
         with pytest.raises(BackendUnavailable, match=needs):
             make_backend(f"tftrt_{precision}", tmp_path / "trt")
     assert not (tmp_path / "trt").exists()  # nothing faked
+
+
+@pytest.mark.parametrize("order", space_to_depth.CHANNEL_ORDERS)
+def test_s2d_conv0_kernel_is_an_exact_rewrite(order):
+    """conv(x, 5x5, stride 2) == conv(space_to_depth(x), rewritten 3x3, stride 1), in both channel orders."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    x = torch.from_numpy(rng.normal(size=(2, 3, 14, 18)).astype(np.float32))
+    w = rng.normal(size=(4, 3, 5, 5)).astype(np.float32)
+    ref = torch.nn.functional.conv2d(x, torch.from_numpy(w), stride=2)
+    kernel = space_to_depth.s2d_conv0_kernel(w.transpose(2, 3, 1, 0), order=order)
+    s2d = x.reshape(2, 3, 7, 2, 9, 2)                                    # n, c, y, dy, x, dx
+    s2d = s2d.permute(0, 1, 3, 5, 2, 4) if order == "c,dy,dx" else s2d.permute(0, 3, 5, 1, 2, 4)
+    out = torch.nn.functional.conv2d(s2d.reshape(2, 12, 7, 9),
+                                     torch.from_numpy(np.ascontiguousarray(kernel.transpose(3, 2, 0, 1))))
+    assert out.shape == ref.shape
+    assert torch.allclose(out, ref, atol=1e-4)
+    with pytest.raises(ValueError, match="channel order"):
+        space_to_depth.s2d_conv0_kernel(w.transpose(2, 3, 1, 0), order="dx,dy,c")
+
+
+def test_onnx_int8_first_conv_modes(setup, tmp_path):
+    pytest.importorskip("onnxruntime")
+    import onnx
+
+    from pilotnet_brain.optimize.onnx_variants import build_onnx_int8
+
+    path = build_onnx_int8(setup["fp32"], tmp_path / "fp32_conv0.onnx", setup["data"], first_conv="fp32")
+    first = next(n for n in onnx.load(str(path)).graph.node if n.op_type == "Conv")
+    assert first.input[0] == "input"  # FP32 conv0 reads the unquantised input
+    agree("onnx_int8", path, setup)
+    with pytest.raises(ValueError, match="first_conv"):
+        build_onnx_int8(setup["fp32"], tmp_path / "x.onnx", setup["data"], first_conv="bf16")

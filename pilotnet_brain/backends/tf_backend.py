@@ -151,7 +151,8 @@ class TFLiteFP32Backend(Backend):
             self.interpreter.allocate_tensors()
         except Exception as error:  # LiteRT raises ValueError / RuntimeError for bad flatbuffers
             raise ModelFileError(f"{self.path} is not a loadable TFLite model: {error}") from None
-        from ..optimize.tf_variants import NCHW_LAYOUT, S2D_LAYOUT, s2d_shape, space_to_depth
+        from ..optimize.space_to_depth import s2d_shape, space_to_depth
+        from ..optimize.tf_variants import NCHW_LAYOUT, S2D_LAYOUT
 
         settings = self.metadata.get("settings") or {}
         layout = settings.get("input_layout", NCHW_LAYOUT)

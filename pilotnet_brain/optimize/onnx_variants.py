@@ -87,19 +87,68 @@ def fold_input_norm(model):
     return model
 
 
-def export_onnx(fp32_model: Path, out_path: Path, fold_bn: bool = False) -> Path:
-    """The FP32 PilotNet as ONNX (opset 17, batch axis dynamic), validated with onnx.checker."""
+def space_to_depth_model(model):
+    """A copy of a folded `model` taking the ONNX SpaceToDepth(2) of its input (12 x 33 x 100, channels
+    "dy,dx,c"), with conv0 the exact 3x3 stride-1 rewrite (see optimize.space_to_depth)."""
+    import copy
+
+    import torch
+
+    from .space_to_depth import s2d_conv0_kernel
+
+    if not isinstance(model.input_norm, torch.nn.Identity):
+        raise ValueError("fold the input BatchNorm first (fold_input_norm)")
+    model = copy.deepcopy(model).eval()
+    conv = model.features[0]
+    hwio = conv.weight.detach().numpy().transpose(2, 3, 1, 0)
+    kernel = s2d_conv0_kernel(hwio, order="dy,dx,c")
+    s2d_conv = torch.nn.Conv2d(kernel.shape[2], conv.out_channels, kernel.shape[0], stride=1)
+    with torch.no_grad():
+        s2d_conv.weight.copy_(torch.from_numpy(np.ascontiguousarray(kernel.transpose(3, 2, 0, 1))))
+        s2d_conv.bias.copy_(conv.bias)
+    model.features[0] = s2d_conv
+    return model
+
+
+def _prepend_space_to_depth(proto, s2d_input: str) -> None:
+    """Make the graph input `s2d_input` (N x 4C x H/2 x W/2) the output of a SpaceToDepth(2) node fed by
+    a new NCHW graph input INPUT_NAME, so callers still pass the preprocessed NCHW batch."""
+    from onnx import TensorProto, helper
+
+    from ..preprocessing import INPUT_SHAPE
+
+    old = next(i for i in proto.graph.input if i.name == s2d_input)
+    proto.graph.input.remove(old)
+    proto.graph.input.insert(0, helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, ["batch", *INPUT_SHAPE]))
+    proto.graph.node.insert(0, helper.make_node("SpaceToDepth", [INPUT_NAME], [s2d_input], blocksize=2,
+                                                name="space_to_depth"))
+
+
+def export_onnx(fp32_model: Path, out_path: Path, fold_bn: bool = False, s2d: bool = False) -> Path:
+    """The FP32 PilotNet as ONNX (opset 17, batch axis dynamic), validated with onnx.checker.
+
+    s2d=True (needs fold_bn) starts the graph with SpaceToDepth(2) and runs conv0 as its exact 3x3
+    stride-1 rewrite over 12 channels; the input is still the NCHW batch."""
     import warnings
 
     import torch
 
     from ..pilotnet.weights import load_model
     from ..preprocessing import INPUT_SHAPE
+    from .space_to_depth import s2d_shape
 
     onnx, _ = require_onnx()
+    if s2d and not fold_bn:
+        raise ValueError("the space-to-depth export needs the input BatchNorm folded (fold_bn=True)")
     model, _, _ = load_model(fp32_model)
     if fold_bn:
         model = fold_input_norm(model)
+    if s2d:
+        model = space_to_depth_model(model)
+        h, w, c = s2d_shape(INPUT_SHAPE)
+        example, input_name = torch.zeros(1, c, h, w), "input_s2d"
+    else:
+        example, input_name = torch.zeros(1, *INPUT_SHAPE), INPUT_NAME
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():
@@ -107,10 +156,13 @@ def export_onnx(fp32_model: Path, out_path: Path, fold_bn: bool = False) -> Path
         # gives a clean Conv/Gemm graph for this static network; torch is pinned (setup.py).
         warnings.simplefilter("ignore", DeprecationWarning)
         torch.onnx.export(
-            model, (torch.zeros(1, *INPUT_SHAPE),), str(out_path), dynamo=False, opset_version=OPSET,
-            input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], do_constant_folding=True,
-            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}})
+            model, (example,), str(out_path), dynamo=False, opset_version=OPSET,
+            input_names=[input_name], output_names=[OUTPUT_NAME], do_constant_folding=True,
+            dynamic_axes={input_name: {0: "batch"}, OUTPUT_NAME: {0: "batch"}})
     proto = onnx.load(str(out_path))
+    if s2d:
+        _prepend_space_to_depth(proto, input_name)
+        onnx.save(proto, str(out_path))
     onnx.checker.check_model(proto, full_check=True)
     return out_path
 
@@ -149,16 +201,26 @@ def _first_conv(model_path: Path) -> str:
     return next(n.name for n in onnx.load(str(model_path)).graph.node if n.op_type == "Conv")
 
 
+#: How build_onnx_int8 runs the first convolution (5x5 stride 2 over 3 channels).
+FIRST_CONV_MODES = ("int8-s2d", "fp32", "int8")
+
+
 def build_onnx_int8(fp32_model: Path, out_path: Path, data: OptimizeData,
                     calibrate_method: str = "MinMax", per_channel: bool = True,
-                    float_first_conv: bool = True) -> Path:
+                    first_conv: str = "int8-s2d") -> Path:
     """Static INT8 QDQ model (int8 weights per channel, int8 activations), calibrated on data.calibration.
 
-    float_first_conv: the first convolution (3 input channels) stays FP32 and the INT8 graph starts at
-    its output. ONNX Runtime's QLinearConv is slow on 3 channels (NHWC im2col with K = 75), and its
-    INT8 path also needs a QuantizeLinear and a Transpose of the input, while the FP32 Conv runs the
-    NCHWc kernel: measured ~0.351 against ~0.375 ms summed kernel time per frame (1 thread).
+    first_conv picks how the 3-channel first convolution runs; ONNX Runtime's QLinearConv is slow on 3
+    input channels (NHWC im2col with K = 75). Measured on this model, batch 1, 1 thread, idle machine:
+    - "int8-s2d" (default): SpaceToDepth(2) in the graph, then conv0 as an exact 3x3 stride-1 INT8
+      convolution over 12 channels: 0.265 ms per call (5.3x torch eager FP32 in the same run);
+    - "fp32": conv0 stays FP32 (NCHWc kernel), the INT8 graph starts at its output: 0.329 ms;
+    - "int8": conv0 quantised as it is: slower still (~0.375 ms summed kernel time).
+    Also tried for the 1152 x 1164 Linear, and not kept: ORT's weight-only MatMulNBits (8-bit 0.277 ms,
+    4-bit 0.266 ms per call): at batch 1 that layer is bound by reading its weights, whichever kernel.
     """
+    if first_conv not in FIRST_CONV_MODES:
+        raise ValueError(f"unknown first_conv {first_conv!r}; choose one of {FIRST_CONV_MODES}")
     from ..backends.base import check_batch
 
     require_onnx()
@@ -173,10 +235,11 @@ def build_onnx_int8(fp32_model: Path, out_path: Path, data: OptimizeData,
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="pilotnet_onnx_") as tmp:
-        fp32_onnx = export_onnx(Path(fp32_model), Path(tmp) / "fp32.onnx", fold_bn=True)
+        fp32_onnx = export_onnx(Path(fp32_model), Path(tmp) / "fp32.onnx", fold_bn=True,
+                                s2d=first_conv == "int8-s2d")
         prepared = Path(tmp) / "fp32_prepared.onnx"
         quant_pre_process(str(fp32_onnx), str(prepared), skip_symbolic_shape=False)
-        excluded = [_first_conv(prepared)] if float_first_conv else []
+        excluded = [_first_conv(prepared)] if first_conv == "fp32" else []
         quantize_static(
             str(prepared), str(out_path), reader_cls(calibration),
             quant_format=QuantFormat.QDQ, per_channel=per_channel,
@@ -192,6 +255,6 @@ def build_onnx_int8(fp32_model: Path, out_path: Path, data: OptimizeData,
         "calibrate_method": calibrate_method, "calibration_frames": int(len(calibration)),
         "calibration_seed": int(getattr(data, "seed", 0)), "pre_process": "quant_pre_process",
         "input_batchnorm": "folded into the first convolution",
-        "input_layout": "NCHW", "float_nodes": excluded,
+        "input_layout": "NCHW", "first_conv": first_conv, "float_nodes": excluded,
     })
     return out_path

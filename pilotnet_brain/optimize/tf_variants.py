@@ -29,6 +29,7 @@ import numpy as np
 from ..backends.base import BackendUnavailable, check_batch
 from .data import OptimizeData
 from .onnx_variants import write_variant_metadata
+from .space_to_depth import s2d_conv0_kernel, s2d_shape, space_to_depth  # noqa: F401 (re-exported)
 
 TF_INSTALL = "pip install 'pilotnet_brain[tf]'"
 SIGNATURE = "serving_default"
@@ -101,46 +102,6 @@ def _constant_flatten():
 #: kernels, and the graph has no transpose.
 S2D_LAYOUT = "s2d2-nhwc-(c,dy,dx)"
 NCHW_LAYOUT = "NCHW (transposed inside)"
-
-
-def s2d_shape(input_shape=None) -> tuple[int, int, int]:
-    """(H/2, W/2, 4C) for an NCHW (C, H, W) input shape (H and W even)."""
-    if input_shape is None:
-        from ..preprocessing import INPUT_SHAPE as input_shape
-    c, h, w = input_shape
-    if h % 2 or w % 2:
-        raise ValueError(f"space-to-depth needs an even height and width, not {input_shape}")
-    return h // 2, w // 2, 4 * c
-
-
-def space_to_depth(batch: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """N x C x H x W float32 -> N x H/2 x W/2 x 4C, channel index c*4 + dy*2 + dx (S2D_LAYOUT).
-
-    Each pair of horizontally adjacent float32 pixels is viewed as one int64 (dx = 0, 1 kept in
-    order), so the gather moves half as many elements. `out`, if given, is an N x H/2 x W/2 x 4C
-    float32 C-contiguous array written in place (and returned).
-    """
-    batch = np.ascontiguousarray(batch, dtype=np.float32)
-    n, c, h, w = batch.shape
-    pairs = batch.view(np.int64).reshape(n, c, h // 2, 2, w // 2)           # n, c, y, dy, x
-    if out is None:
-        out = np.empty((n, h // 2, w // 2, 4 * c), np.float32)
-    target = out.view(np.int64).reshape(n, h // 2, w // 2, c, 2)            # n, y, x, c, dy
-    np.copyto(target, pairs.transpose(0, 2, 4, 1, 3))
-    return out
-
-
-def s2d_conv0_kernel(kernel_hwio: np.ndarray) -> np.ndarray:
-    """A 5x5 (any k x k) stride-2 HWIO kernel -> the equivalent ceil(k/2) x ceil(k/2) stride-1 kernel
-    over space_to_depth's 4C channels (c, dy, dx)."""
-    k, k2, cin, cout = kernel_hwio.shape
-    assert k == k2
-    half = (k + 1) // 2
-    padded = np.zeros((2 * half, 2 * half, cin, cout), kernel_hwio.dtype)
-    padded[:k, :k] = kernel_hwio
-    # (i, dy, j, dx, c, o) -> (i, j, c, dy, dx, o)
-    return np.ascontiguousarray(padded.reshape(half, 2, half, 2, cin, cout).transpose(0, 2, 4, 1, 3, 5)
-                                .reshape(half, half, 4 * cin, cout))
 
 
 def keras_pilotnet(eps: float = 1e-5, input_norm: bool = True, s2d: bool = False):
