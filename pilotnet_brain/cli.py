@@ -107,12 +107,24 @@ def cmd_record(args) -> int:
 
     config = _sim_config(args)
     perturbation = PerturbationSettings(rate_per_s=args.perturbation_rate)
+    driver = driver_description = None
+    if args.driver == "pilotnet":
+        import hashlib
+
+        from .brains.pilotnet import PilotNetBrain
+
+        driver = PilotNetBrain(args.model)
+        driver_description = {"brain": "pilotnet", "model": driver.model_path.name,
+                              "model_sha256": hashlib.sha256(driver.model_path.read_bytes()).hexdigest()}
+    elif args.model:
+        raise SystemExit("error: --model goes with --driver pilotnet")
     t0 = time.perf_counter()
     summary = record_dataset(Path(args.out), _split(args.circuits), args.direction, seed=args.seed,
                              laps=args.laps, frame_stride=args.frame_stride, perturbation=perturbation,
-                             lighting_variation=args.lighting_variation, config=config)
+                             lighting_variation=args.lighting_variation, config=config,
+                             driver=driver, driver_description=driver_description)
     for s in summary["sequences"]:
-        print(f"{s['name']:28s} {s['frames']:7d} frames {s['images_mb']:8.1f} MB")
+        print(f"{s['name']:28s} {s['frames']:7d} frames {s['images_mb']:8.1f} MB  laps: {', '.join(s['lap_end_reasons'])}")
     print(f"{'total':28s} {summary['frames']:7d} frames {summary['images_mb']:8.1f} MB "
           f"in {time.perf_counter() - t0:.0f} s -> {args.out}")
     return 0
@@ -126,7 +138,7 @@ def cmd_train(args) -> int:
                          val_fraction=args.val_fraction, augment=not args.no_augment, threads=args.threads,
                          samples_per_epoch=args.samples_per_epoch, w_loss_weight=args.w_loss_weight)
     out = Path(args.out)
-    summary = train_from_directory(Path(args.data), out, config)
+    summary = train_from_directory([Path(d) for d in _split(args.data)], out, config)
     print(f"best validation MSE {summary['best_val_mse']:.5f} at epoch {summary['best_epoch']}; "
           f"{summary['train_frames']} training / {summary['val_frames']} validation frames; "
           f"{summary['train_seconds']:.0f} s -> {out} (+ {out.stem}.json, {out.stem}_loss.png)")
@@ -293,7 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sim_options(p)
     p.set_defaults(func=cmd_drive)
 
-    p = sub.add_parser("record", help="record a driving dataset with the explicit brain")
+    p = sub.add_parser("record", help="record a driving dataset labelled by the explicit brain")
     p.add_argument("--circuits", default="many_curves,nurburgring", help="comma-separated circuits")
     p.add_argument("--direction", type=_directions, default=["ccw", "cw"], help="ccw, cw, ccw,cw or both")
     p.add_argument("--out", required=True, help="dataset directory")
@@ -304,11 +316,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="steering perturbations per simulated second (0 = none)")
     p.add_argument("--lighting-variation", type=float, default=0.0,
                    help="per-lap brightness varies by +- this fraction")
+    p.add_argument("--driver", choices=("explicit", "pilotnet"), default="explicit",
+                   help="who drives: the expert, or PilotNet while the expert labels every frame (DAgger)")
+    p.add_argument("--model", help="with --driver pilotnet: its weights (default: the shipped model)")
     _add_sim_options(p)
     p.set_defaults(func=cmd_record)
 
     p = sub.add_parser("train", help="train PilotNet on a recorded dataset")
-    p.add_argument("--data", required=True, help="dataset directory written by `record`")
+    p.add_argument("--data", required=True,
+                   help="dataset directory written by `record`, or several, comma-separated (e.g. expert + DAgger)")
     p.add_argument("--out", required=True, help="output weights file (.safetensors)")
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--batch-size", type=int, default=64)

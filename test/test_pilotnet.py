@@ -434,3 +434,75 @@ def test_weighted_mse_equals_mse_at_weight_one_and_emphasises_steering():
     assert float(_weighted_mse(pred, target, 1.0)) == pytest.approx(float(F.mse_loss(pred, target)))
     only_w_error = torch.tensor([[0.4, 0.6], [0.1, 0.5]])
     assert float(_weighted_mse(only_w_error, target, 4.0)) > float(_weighted_mse(only_w_error, target, 1.0))
+
+
+# --- DAgger: another brain drives, the expert labels -------------------------------------------------
+class _VeerLeftBrain:
+    """Drives straight off the road: the states a learned brain drifts into, labelled by the expert."""
+    name = "veer_left"
+
+    def reset(self):
+        pass
+
+    def step(self, image_rgb, stamp_s):
+        from pilotnet_brain.brains.base import BrainOutput, Command
+        return BrainOutput(Command(3.0, 1.2))
+
+
+def test_dagger_recording_labels_the_drivers_frames_with_the_expert(tmp_path):
+    from pilotnet_brain.dataset import PerturbationSettings, read_sequence, record_dataset
+    from pilotnet_brain.pilotnet.data import load_frames
+
+    out = tmp_path / "dagger"
+    summary = record_dataset(out, ["simple_circuit"], ["ccw"], seed=0, laps=1,
+                             perturbation=PerturbationSettings(rate_per_s=0.0), show_progress=False,
+                             driver=_VeerLeftBrain(), driver_description={"brain": "veer_left"})
+    seq = summary["sequences"][0]
+    assert seq["lap_end_reasons"] == ["off_track"]        # the driver's lost lap ends, its frames are kept
+    assert 3 <= seq["frames"] < 400
+    meta = json.loads((out / "dataset.json").read_text())
+    assert meta["driver"] == {"brain": "veer_left"} and meta["labels"] == "explicit"
+    w = np.array([row["w"] for row in read_sequence(out / "simple_circuit_ccw")])
+    assert len(w) == seq["frames"]
+    # The driver always steers +1.2 rad/s; the expert, seeing the car leave the line to the left,
+    # asks for the opposite: these labels are the expert's, not the driver's.
+    assert w[-1] < 0.0 and not np.allclose(w, 1.2)
+    assert len(load_frames(out, use_cache=False)) == seq["frames"]
+
+
+def test_concat_frame_sets_keeps_sequences_apart_and_circuits_known():
+    from pilotnet_brain.pilotnet.data import concat_frame_sets
+
+    def frames(n, names):
+        return FrameSet(np.zeros((n, 66, 200, 3), np.uint8), np.full((n, 2), n, np.float32),
+                        np.arange(n, dtype=np.int32) % len(names), names)
+
+    a = frames(4, ["many_curves_ccw", "nurburgring_cw"])
+    b = frames(3, ["many_curves_ccw"])
+    both = concat_frame_sets([a, b], ["train", "dagger"])
+    assert len(both) == 7
+    assert both.sequences == ["many_curves_ccw@train", "nurburgring_cw", "many_curves_ccw@dagger"]
+    assert [both.circuit_of(i) for i in range(7)] == ["many_curves", "nurburgring"] * 2 + ["many_curves"] * 3
+    assert list(both.sequence) == [0, 1, 0, 1, 2, 2, 2]
+    assert np.all(both.labels[:4] == 4) and np.all(both.labels[4:] == 3)
+    assert concat_frame_sets([a], ["train"]) is a
+
+
+def test_training_on_two_dataset_directories(tmp_path):
+    from pilotnet_brain.dataset import PerturbationSettings, record_dataset
+    from pilotnet_brain.pilotnet.train import train_from_directory
+
+    dirs = []
+    for name, seed in (("expert_like", 0), ("dagger", 1)):
+        record_dataset(tmp_path / name, ["simple_circuit"], ["ccw"], seed=seed, show_progress=False,
+                       perturbation=PerturbationSettings(rate_per_s=0.0), driver=_VeerLeftBrain())
+        dirs.append(tmp_path / name)
+    out = tmp_path / "both.safetensors"
+    summary = train_from_directory(dirs, out, TrainConfig(epochs=1, batch_size=8, threads=1, seed=0,
+                                                          val_fraction=0.0), show_progress=False)
+    frames = [json.loads((d / "dataset.json").read_text())["frames"] for d in dirs]
+    assert summary["train_frames"] + summary["val_frames"] == sum(frames)
+    data = read_metadata(out)["training"]["data"]
+    assert data["frames"] == sum(frames)
+    assert [d["dir"] for d in data["datasets"]] == [str(d) for d in dirs]
+    assert all(d["recording"]["driver"]["brain"] == "veer_left" for d in data["datasets"])

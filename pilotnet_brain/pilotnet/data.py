@@ -31,7 +31,7 @@ class FrameSet:
         return len(self.labels)
 
     def circuit_of(self, i: int) -> str:
-        return self.sequences[self.sequence[i]].rsplit("_", 1)[0]
+        return self.sequences[self.sequence[i]].split("@", 1)[0].rsplit("_", 1)[0]
 
     def subset(self, mask: np.ndarray) -> "FrameSet":
         return FrameSet(self.images[mask], self.labels[mask], self.sequence[mask], self.sequences)
@@ -86,6 +86,27 @@ def load_frames(data_dir: str | Path, use_cache: bool = True, workers: int = 4) 
         except OSError:
             pass  # a read-only dataset still works, just slower next time
     return frames
+
+
+def concat_frame_sets(sets: list[FrameSet], labels: list[str]) -> FrameSet:
+    """Several FrameSets as one (e.g. expert recordings + DAgger recordings).
+
+    Sequence names that occur in more than one set get that set's label as a suffix
+    ("many_curves_ccw@dagger"), so circuit_of still finds the circuit and no two sequences merge.
+    """
+    if len(sets) == 1:
+        return sets[0]
+    counts: dict[str, int] = {}
+    for fs in sets:
+        for name in fs.sequences:
+            counts[name] = counts.get(name, 0) + 1
+    names, offset, seq = [], 0, []
+    for label, fs in zip(labels, sets):
+        names += [n if counts[n] == 1 else f"{n}@{label}" for n in fs.sequences]
+        seq.append(fs.sequence + offset)
+        offset += len(fs.sequences)
+    return FrameSet(np.concatenate([fs.images for fs in sets]), np.concatenate([fs.labels for fs in sets]),
+                    np.concatenate(seq).astype(np.int32), names)
 
 
 def block_split(n: int, val_fraction: float, block: int = 150, seed: int = 0) -> np.ndarray:

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from ..dataset import git_revision
 from ..preprocessing import to_network_input
-from .data import FrameSet, block_split, load_frames
+from .data import FrameSet, block_split, concat_frame_sets, load_frames
 from .labels import DEFAULT_LABEL_RANGES, LabelRanges
 from .model import PilotNet, count_parameters
 from .weights import save_model
@@ -248,11 +248,19 @@ def plot_loss_curve(history: dict, path: Path, best_epoch: int) -> Path:
     return path
 
 
-def train_from_directory(data_dir: Path, out_path: Path, config: TrainConfig, show_progress: bool = True) -> dict:
-    frames = load_frames(data_dir)
-    description = {"dir": str(data_dir), "frames": len(frames)}
-    meta = Path(data_dir) / "dataset.json"
-    if meta.is_file():
-        description["recording"] = json.loads(meta.read_text())
-        description["recording"].pop("sequences", None)
+def train_from_directory(data_dir, out_path: Path, config: TrainConfig, show_progress: bool = True) -> dict:
+    """Train on one dataset directory or a list of them (e.g. expert + DAgger recordings)."""
+    data_dirs = [Path(d) for d in (data_dir if isinstance(data_dir, (list, tuple)) else [data_dir])]
+    sets, descriptions = [], []
+    for d in data_dirs:
+        sets.append(load_frames(d))
+        description = {"dir": str(d), "frames": len(sets[-1])}
+        meta = d / "dataset.json"
+        if meta.is_file():
+            description["recording"] = json.loads(meta.read_text())
+            description["recording"].pop("sequences", None)
+        descriptions.append(description)
+    frames = concat_frame_sets(sets, [d.name for d in data_dirs])
+    del sets
+    description = descriptions[0] if len(descriptions) == 1 else {"frames": len(frames), "datasets": descriptions}
     return train(frames, out_path, config, data_description=description, show_progress=show_progress)
