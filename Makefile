@@ -25,7 +25,7 @@ PKG       := pilotnet_brain
 export MPLBACKEND := Agg
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install test run colcon-check clean data model evaluate optimize offline-benchmark benchmark-all
+.PHONY: install test run colcon-check clean data model model-stage1 data-dagger evaluate optimize offline-benchmark benchmark-all
 
 $(PY):
 	$(PYTHON3) -m venv $(VENV)
@@ -61,9 +61,23 @@ data: $(STAMP)
 	$(VENV)/bin/pilotnet-brain record --circuits simple_circuit,montreal,montmelo --direction both \
 	    --laps 1 --frame-stride 3 --seed 2 --out data/test
 
+# Two stages (DAgger): a first model learns from the expert's own driving; then it drives the training
+# circuits while the expert labels every frame it sees (data/dagger, ~18.6k frames); the shipped model
+# learns from both. `make data model` runs the whole chain; ~1 h on 2 cores.
+STAGE1_MODEL := runs/stage1/pilotnet_fp32.safetensors
+
+model-stage1: $(STAMP)
+	$(VENV)/bin/pilotnet-brain train --data data/train --out $(STAGE1_MODEL) --epochs 25 --seed 0
+
+data-dagger: $(STAMP)
+	test -f $(STAGE1_MODEL) || $(MAKE) model-stage1
+	$(VENV)/bin/pilotnet-brain record --driver pilotnet --model $(STAGE1_MODEL) --circuits many_curves,nurburgring \
+	    --direction both --laps 2 --lighting-variation 0.15 --seed 3 --out data/dagger
+
 model: $(STAMP)
-	$(VENV)/bin/pilotnet-brain train --data data/train --out pilotnet_brain/models/pilotnet_fp32.safetensors \
-	    --epochs 25 --seed 0
+	test -f data/dagger/dataset.json || $(MAKE) data-dagger
+	$(VENV)/bin/pilotnet-brain train --data data/train,data/dagger --out pilotnet_brain/models/pilotnet_fp32.safetensors \
+	    --epochs 25 --seed 0 --samples-per-epoch 20000
 
 evaluate: $(STAMP)
 	$(VENV)/bin/pilotnet-brain evaluate --data data/test --out runs/evaluate
