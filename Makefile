@@ -25,7 +25,7 @@ PKG       := pilotnet_brain
 export MPLBACKEND := Agg
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install test run colcon-check clean data model model-stage1 data-dagger evaluate optimize offline-benchmark benchmark-all
+.PHONY: install test run colcon-check clean data model model-stage1 data-dagger model-stage2 data-dagger2 evaluate optimize offline-benchmark benchmark-all
 
 $(PY):
 	$(PYTHON3) -m venv $(VENV)
@@ -61,23 +61,35 @@ data: $(STAMP)
 	$(VENV)/bin/pilotnet-brain record --circuits simple_circuit,montreal,montmelo --direction both \
 	    --laps 1 --frame-stride 3 --seed 2 --out data/test
 
-# Two stages (DAgger): a first model learns from the expert's own driving; then it drives the training
-# circuits while the expert labels every frame it sees (data/dagger, ~18.6k frames); the shipped model
-# learns from both. `make data model` runs the whole chain; ~1 h on 2 cores.
+# DAgger, two rounds: a first model learns from the expert's own driving; it then drives the training
+# circuits while the expert labels every frame it sees (data/dagger); a second model learns from both
+# and drives again (data/dagger2); the shipped model learns from all three. `make data model` runs the
+# whole chain: ~1.5 h on 2 cores.
 STAGE1_MODEL := runs/stage1/pilotnet_fp32.safetensors
+STAGE2_MODEL := runs/stage2/pilotnet_fp32.safetensors
+DAGGER_RECORD = $(VENV)/bin/pilotnet-brain record --driver pilotnet --circuits many_curves,nurburgring \
+	--direction both --laps 2 --lighting-variation 0.15
+TRAIN_MORE = --epochs 25 --seed 0 --samples-per-epoch 20000
 
 model-stage1: $(STAMP)
 	$(VENV)/bin/pilotnet-brain train --data data/train --out $(STAGE1_MODEL) --epochs 25 --seed 0
 
 data-dagger: $(STAMP)
 	test -f $(STAGE1_MODEL) || $(MAKE) model-stage1
-	$(VENV)/bin/pilotnet-brain record --driver pilotnet --model $(STAGE1_MODEL) --circuits many_curves,nurburgring \
-	    --direction both --laps 2 --lighting-variation 0.15 --seed 3 --out data/dagger
+	$(DAGGER_RECORD) --model $(STAGE1_MODEL) --seed 3 --out data/dagger
+
+model-stage2: $(STAMP)
+	test -f data/dagger/dataset.json || $(MAKE) data-dagger
+	$(VENV)/bin/pilotnet-brain train --data data/train,data/dagger --out $(STAGE2_MODEL) $(TRAIN_MORE)
+
+data-dagger2: $(STAMP)
+	test -f $(STAGE2_MODEL) || $(MAKE) model-stage2
+	$(DAGGER_RECORD) --model $(STAGE2_MODEL) --seed 4 --out data/dagger2
 
 model: $(STAMP)
-	test -f data/dagger/dataset.json || $(MAKE) data-dagger
-	$(VENV)/bin/pilotnet-brain train --data data/train,data/dagger --out pilotnet_brain/models/pilotnet_fp32.safetensors \
-	    --epochs 25 --seed 0 --samples-per-epoch 20000
+	test -f data/dagger2/dataset.json || $(MAKE) data-dagger2
+	$(VENV)/bin/pilotnet-brain train --data data/train,data/dagger,data/dagger2 \
+	    --out pilotnet_brain/models/pilotnet_fp32.safetensors $(TRAIN_MORE)
 
 evaluate: $(STAMP)
 	$(VENV)/bin/pilotnet-brain evaluate --data data/test --out runs/evaluate
