@@ -168,7 +168,9 @@ def cmd_optimize(args) -> int:
     from .pilotnet.data import load_frames
 
     methods = parse_methods(args.methods)
-    data = OptimizeData.from_frames(load_frames(Path(args.data)), args.calibration_size, seed=args.seed)
+    from .optimize.data import DEFAULT_CALIBRATION_SIZE
+    data = OptimizeData.from_frames(load_frames(Path(args.data)), args.calibration_size or DEFAULT_CALIBRATION_SIZE,
+                                    seed=args.seed)
     results = optimize(Path(args.model) if args.model else SHIPPED_MODEL, Path(args.out), methods, data)
     print()
     print(format_results(results))
@@ -363,7 +365,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="directory for the variants")
     p.add_argument("--methods", help="comma-separated methods (default: all; unavailable ones are skipped)")
     p.add_argument("--data", default="data/train", help="training data for calibration and QAT")
-    p.add_argument("--calibration-size", type=int, default=300)
+    p.add_argument("--calibration-size", type=int, default=None,
+                   help="training frames for INT8 calibration (default: optimize.data.DEFAULT_CALIBRATION_SIZE)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_optimize)
 
@@ -371,7 +374,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--models", required=True, help="directory written by `optimize`")
     p.add_argument("--data", required=True, help="test dataset directory")
     p.add_argument("--methods", help="comma-separated subset (default: every variant found)")
-    p.add_argument("--repeats", type=int, default=300, help="timed runs per latency figure")
+    p.add_argument("--repeats", type=int, default=1000, help="timed runs per latency figure (after >= 0.5 s of warm-up)")
     p.add_argument("--out", default="runs/offline_benchmark")
     p.set_defaults(func=cmd_offline_benchmark)
 

@@ -36,9 +36,14 @@ def _build(name: str, path: str, threads: int):
     return make_backend(name, path, threads=threads)
 
 
-def _latency(backend, x: np.ndarray, repeats: int, warmup: int = 20) -> np.ndarray:
-    for _ in range(warmup):
+def _latency(backend, x: np.ndarray, repeats: int, warmup: int = 20, warmup_s: float = 0.5) -> np.ndarray:
+    # Warm up for calls *and* time: a sub-millisecond model needs hundreds of calls before the
+    # runtime's arenas and the CPU clock settle, or its median moves by 20 % between runs.
+    t_end = time.perf_counter() + warmup_s
+    done = 0
+    while done < warmup or time.perf_counter() < t_end:
         backend.predict_normalized(x)
+        done += 1
     times = np.empty(repeats)
     for i in range(repeats):
         t0 = time.perf_counter()
@@ -95,7 +100,7 @@ def main(argv=None) -> int:
     p.add_argument("--file", required=True)
     p.add_argument("--data", required=True)
     p.add_argument("--pred")
-    p.add_argument("--repeats", type=int, default=300)
+    p.add_argument("--repeats", type=int, default=1000)
     args = p.parse_args(argv)
     try:
         out = measure(args.backend, args.file, args.data, args.pred, args.repeats)

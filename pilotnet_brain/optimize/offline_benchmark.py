@@ -42,7 +42,7 @@ def available_variants(models_dir: Path, methods: list[str] | None = None) -> li
 
 
 def run_benchmark(models_dir: Path, data_dir: Path, out_dir: Path, methods: list[str] | None = None,
-                  repeats: int = 300, progress=None) -> list[dict]:
+                  repeats: int = 1000, progress=None) -> list[dict]:
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
