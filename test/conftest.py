@@ -1,5 +1,7 @@
-"""Shared fixtures for the simulator tests: a synthetic stadium circuit with long straights."""
+"""Shared test helpers: a synthetic stadium circuit with long straights; private ROS domain IDs."""
+import itertools
 import math
+import os
 
 import numpy as np
 import pytest
@@ -10,6 +12,16 @@ STADIUM_STRAIGHT_M = 200.0
 STADIUM_RADIUS_M = 40.0
 STADIUM_HALF_WIDTH_M = 3.5
 STADIUM_SPACING_M = 0.5
+
+_domain_counter = itertools.count()
+
+
+def unique_domain_id(offset: int = 0) -> int:
+    """A ROS_DOMAIN_ID in ROS 2's safe range, new for each call in this process, unlikely to meet another run's."""
+    from pilotnet_brain.ros.launcher import PRIVATE_DOMAIN_IDS
+
+    ids = PRIVATE_DOMAIN_IDS
+    return ids[(os.getpid() * 13 + next(_domain_counter) * 7 + offset) % len(ids)]
 
 
 def stadium_centerline(straight=STADIUM_STRAIGHT_M, radius=STADIUM_RADIUS_M, spacing=STADIUM_SPACING_M):

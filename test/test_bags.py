@@ -222,7 +222,7 @@ def test_analyze_cli_on_bags(tmp_path, circle_csv, capsys):
 # --------------------------------------------------------------------------- the recorder node (real DDS)
 
 def _domain_id(k: int) -> int:
-    return 20 + (os.getpid() % 45) * 4 + k   # 20..199, one per test, unlikely to meet a parallel run
+    return 2 + (os.getpid() % 24) * 4 + k   # 2..97 (+k): ROS 2's safe range, one per test, unlikely to meet a parallel run
 
 
 def _recorder(bag, domain, *params):

@@ -83,7 +83,7 @@ def test_simulation_launch_matches_launcher(tmp_path):
     assert env == list(launcher.topics.FASTDDS_ENV.items())
     # the launcher passes the same parameter names, with the same files
     graph = launcher.simulation_graph("simple_circuit", "cw", "explicit", clock="lockstep", out_dir=tmp_path,
-                                      timeout=5.0, domain_id=150)
+                                      timeout=5.0, domain_id=50)
     argv = {p.name: p.argv for p in graph.processes}
     assert set(argv) == set(launcher.NODE_MODULES)
     for exe, a in argv.items():
@@ -94,7 +94,7 @@ def test_simulation_launch_matches_launcher(tmp_path):
         assert passed <= launch_names, exe
     assert argv["sim_node"][argv["sim_node"].index("--params-file") + 1].endswith("config/simulation.yaml")
     assert argv["brain_node"][argv["brain_node"].index("--params-file") + 1].endswith("config/brains/explicit.yaml")
-    assert graph.env["FASTDDS_BUILTIN_TRANSPORTS"] == "LARGE_DATA" and graph.env["ROS_DOMAIN_ID"] == "150"
+    assert graph.env["FASTDDS_BUILTIN_TRANSPORTS"] == "LARGE_DATA" and graph.env["ROS_DOMAIN_ID"] == "50"
     assert "ROS_AUTOMATIC_DISCOVERY_RANGE" not in launcher.topics.FASTDDS_ENV
 
 

@@ -1,5 +1,4 @@
 """The launcher brings the real graph up over DDS, gets the metrics, and leaves no process behind."""
-import itertools
 import json
 import os
 import signal
@@ -12,17 +11,8 @@ import pytest
 
 pytest.importorskip("rclpy")
 
+from conftest import unique_domain_id  # noqa: E402
 from pilotnet_brain.ros import launcher  # noqa: E402
-
-DOMAIN_OFFSET = 60
-
-_domain_counter = itertools.count()
-
-
-def unique_domain_id() -> int:
-    """A ROS_DOMAIN_ID in 110..229, unique within this test process and unlikely to clash with others."""
-    return 110 + (os.getpid() * 13 + next(_domain_counter) * 7 + DOMAIN_OFFSET) % 120
-
 
 MARK = "PILOTNET_TEST_RUN_MARK"
 
@@ -49,7 +39,7 @@ def mark_processes(monkeypatch, tmp_path):
 def test_run_simulation_short_run_and_clean_teardown(tmp_path):
     out = tmp_path / "run"
     r = launcher.run_simulation("simple_circuit", "ccw", "explicit", clock="lockstep", out_dir=out, timeout=4.0,
-                                domain_id=unique_domain_id(), wall_timeout=90)
+                                domain_id=unique_domain_id(60), wall_timeout=90)
     m = r["metrics"]
     assert r["metrics_path"] == out / "simple_circuit_ccw_explicit.json"
     assert json.loads(r["metrics_path"].read_text()) == m
@@ -71,7 +61,7 @@ def test_node_failure_fails_the_run_fast_and_cleans_up(tmp_path):
     t0 = time.monotonic()
     with pytest.raises(launcher.LaunchError, match="brain_node exited with code 2(.|\n)*tpu"):
         launcher.run_simulation("simple_circuit", "ccw", bad, out_dir=tmp_path / "run", timeout=2.0,
-                                domain_id=unique_domain_id(), wall_timeout=60)
+                                domain_id=unique_domain_id(60), wall_timeout=60)
     assert time.monotonic() - t0 < 30
     assert processes_mentioning(str(tmp_path / "run")) == []
 
@@ -87,7 +77,7 @@ def test_unknown_brain_parameter_refused_before_start(tmp_path):
 
 def test_ctrl_c_of_the_launcher_leaves_no_orphans(tmp_path):
     out = tmp_path / "run"
-    env = dict(os.environ, ROS_DOMAIN_ID=str(unique_domain_id()))
+    env = dict(os.environ, ROS_DOMAIN_ID=str(unique_domain_id(60)))
     proc = subprocess.Popen([sys.executable, "-m", "pilotnet_brain.cli", "launch", "simulation",
                              "--circuit", "simple_circuit", "--clock", "realtime", "--timeout", "60",
                              "--out", str(out)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

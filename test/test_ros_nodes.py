@@ -1,5 +1,4 @@
 """brain_node and sim_node over REAL DDS (no mocks): each test has its own rclpy context and ROS_DOMAIN_ID."""
-import itertools
 import os
 import subprocess
 import sys
@@ -13,14 +12,7 @@ rclpy = pytest.importorskip("rclpy")
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 
-DOMAIN_OFFSET = 0
-
-_domain_counter = itertools.count()
-
-
-def unique_domain_id() -> int:
-    """A ROS_DOMAIN_ID in 110..229, unique within this test process and unlikely to clash with others."""
-    return 110 + (os.getpid() * 13 + next(_domain_counter) * 7 + DOMAIN_OFFSET) % 120
+from conftest import unique_domain_id  # noqa: E402
 
 
 def camera_frame():

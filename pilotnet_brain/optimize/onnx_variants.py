@@ -213,7 +213,8 @@ def build_onnx_int8(fp32_model: Path, out_path: Path, data: OptimizeData,
     first_conv picks how the 3-channel first convolution runs; ONNX Runtime's QLinearConv is slow on 3
     input channels (NHWC im2col with K = 75). Measured on this model, batch 1, 1 thread, idle machine:
     - "int8-s2d" (default): SpaceToDepth(2) in the graph, then conv0 as an exact 3x3 stride-1 INT8
-      convolution over 12 channels: 0.265 ms per call (5.3x torch eager FP32 in the same run);
+      convolution over 12 channels: 0.265 ms per call (5.3x torch eager FP32) in a quick bench on the
+      stage-1 weights; 0.284 ms (4.75x) in the offline benchmark of 2026-12-02 (see README);
     - "fp32": conv0 stays FP32 (NCHWc kernel), the INT8 graph starts at its output: 0.329 ms;
     - "int8": conv0 quantised as it is: slower still (~0.375 ms summed kernel time).
     Also tried for the 1152 x 1164 Linear, and not kept: ORT's weight-only MatMulNBits (8-bit 0.277 ms,

@@ -7,8 +7,8 @@ nodes from the SAME parameters files as separate processes, passing `--ros-args 
 - Every process gets FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA: with the default transports, best-effort
   640x480 images at 100 Hz lose ~90 % of the frames; LARGE_DATA delivers them at ~1.8 ms latency.
   ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST cancels it, so the launcher never sets it (and warns if set).
-- A private ROS_DOMAIN_ID per run (random in 100..199) unless the caller's environment sets one, so
-  parallel runs do not cross-talk.
+- A private ROS_DOMAIN_ID per run (random in 1..101, ROS 2's safe range) unless the caller's
+  environment sets one, so parallel runs do not cross-talk.
 - Waits for metrics_node to write the run's JSON and exit, then shuts everything down: SIGINT to each
   process group, SIGTERM after `sigint_timeout`, SIGKILL after `sigterm_timeout`. Children die with the
   launcher (PR_SET_PDEATHSIG) even if it is killed; Ctrl-C / SIGTERM of the launcher tears down cleanly.
@@ -117,6 +117,16 @@ def node_command(executable: str) -> list:
     raise ValueError(f"unknown executable {executable!r}")
 
 
+# ROS 2's safe domain IDs on Linux are 0..101: higher ones put DDS ports into the kernel's ephemeral
+# port range (32768-60999), where any outgoing socket may hold a port a participant needs ("About
+# Domain ID", docs.ros.org). 0 is everyone's default, so private runs use 1..101.
+PRIVATE_DOMAIN_IDS = range(1, 102)
+
+
+def private_domain_id() -> int:
+    return random.SystemRandom().choice(PRIVATE_DOMAIN_IDS)
+
+
 def ros_environment(domain_id: int | None = None) -> dict:
     env = dict(os.environ)
     env.update(topics.FASTDDS_ENV)
@@ -125,7 +135,7 @@ def ros_environment(domain_id: int | None = None) -> dict:
     if domain_id is not None:
         env["ROS_DOMAIN_ID"] = str(domain_id)
     elif "ROS_DOMAIN_ID" not in env:
-        env["ROS_DOMAIN_ID"] = str(random.SystemRandom().randint(100, 199))
+        env["ROS_DOMAIN_ID"] = str(private_domain_id())
     if env.get("ROS_AUTOMATIC_DISCOVERY_RANGE", "").upper() == "LOCALHOST":
         print("warning: ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST cancels FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA; "
               "camera frames may be lost", file=sys.stderr)
