@@ -1,6 +1,7 @@
 """`pilotnet-brain benchmark`: preset names, the seed table and outputs (with a stand-in for the launcher), and
 end to end through the real ROS 2 graph: launcher + bag_recorder + analyze agree."""
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -91,8 +92,17 @@ def test_end_to_end_launcher_bag_and_analyze_agree(tmp_path):
     from pilotnet_brain.bags import metrics_from_bag
     from pilotnet_brain.metrics import METRIC_KEYS
 
-    rows = cb.run_benchmark(["explicit"], ["simple_circuit"], ["ccw"], clock="lockstep", out_dir=tmp_path,
-                            record=True, timeout=6.0, progress=False)
+    def run(out_dir):
+        return cb.run_benchmark(["explicit"], ["simple_circuit"], ["ccw"], clock="lockstep", out_dir=out_dir,
+                                record=True, timeout=6.0, progress=False)
+
+    rows = run(tmp_path)
+    if len(rows) == 1 and str(rows[0].get("error", "")).startswith("LaunchError"):
+        # Fast DDS endpoint discovery over LARGE_DATA's TCP has stalled for tens of seconds on a loaded
+        # 2-core machine (2 of ~8 fresh-clone CI runs); one fresh graph, in a new domain, may retry.
+        print(f"first graph failed, one retry: {rows[0]['error'][:400]}", file=sys.stderr)
+        tmp_path = tmp_path / "retry"
+        rows = run(tmp_path)
     assert len(rows) == 1 and not rows[0].get("error"), rows
     row = rows[0]
     live = json.loads(Path(row["metrics_path"]).read_text())

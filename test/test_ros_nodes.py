@@ -266,3 +266,24 @@ def test_brain_node_overhead_benchmark_runs():
     r = benchmark_overhead("explicit", frames=60)
     assert r["frames"] == 60 and r["decode_ms"] < 0.5
     assert 0 <= r["overhead_ms"] < 3.0 and r["iteration_frequency_hz"] > 50
+
+
+def test_a_node_whose_ros_teardown_hangs_still_exits_with_its_code(tmp_path):
+    """run_node gives DDS teardown TEARDOWN_TIMEOUT_S, then exits with the node's code (its work is done)."""
+    script = tmp_path / "stuck.py"
+    script.write_text(
+        "import time\n"
+        "from rclpy.node import Node\n"
+        "from pilotnet_brain.ros import node_runtime\n"
+        "node_runtime.TEARDOWN_TIMEOUT_S = 1.0\n"
+        "class Stuck(Node):\n"
+        "    def destroy_node(self):\n"
+        "        time.sleep(60)\n"
+        "raise SystemExit(node_runtime.run_node('stuck', lambda: Stuck('stuck'), lambda: (),\n"
+        "                                       done=lambda node: True, exit_code=lambda node: 3))\n")
+    env = dict(os.environ, ROS_DOMAIN_ID=str(unique_domain_id()))
+    t0 = time.monotonic()
+    proc = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 3, proc.stderr
+    assert time.monotonic() - t0 < 20
+    assert "teardown did not finish in 1 s; exiting with code 3" in proc.stderr

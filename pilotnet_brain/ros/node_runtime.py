@@ -4,6 +4,12 @@ rclpy is imported inside the functions only, so the package imports without ROS.
 """
 from __future__ import annotations
 
+import os
+import sys
+import threading
+
+TEARDOWN_TIMEOUT_S = 10.0
+
 
 def lazy_node_class(make_class, name: str | None = None, doc: str | None = None):
     """A constructor `Node(**kwargs)` that builds the class with `make_class()` on first use (rclpy
@@ -55,6 +61,11 @@ def run_node(node_name: str, make_node, startup_errors, done=lambda node: False,
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        # The node's work is on disk by now; DDS teardown has been seen to hang (a participant still
+        # negotiating a TCP connection), so it gets TEARDOWN_TIMEOUT_S and then the process exits.
+        watchdog = threading.Timer(TEARDOWN_TIMEOUT_S, _exit_after_stuck_teardown, args=(node_name, rc))
+        watchdog.daemon = True
+        watchdog.start()
         if node is not None:
             if on_stop is not None:
                 on_stop(node)
@@ -66,4 +77,12 @@ def run_node(node_name: str, make_node, startup_errors, done=lambda node: False,
             node.destroy_node()
         if rclpy.ok():
             rclpy.shutdown()
+        watchdog.cancel()
     return rc
+
+
+def _exit_after_stuck_teardown(node_name: str, rc: int) -> None:
+    print(f"[{node_name}] ROS teardown did not finish in {TEARDOWN_TIMEOUT_S:.0f} s; exiting with code {rc}",
+          file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    os._exit(rc)
