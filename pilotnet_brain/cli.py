@@ -163,12 +163,11 @@ def cmd_evaluate(args) -> int:
 # --- optimize / offline-benchmark ---------------------------------------------------------------
 def cmd_optimize(args) -> int:
     from .brains.pilotnet import SHIPPED_MODEL
-    from .optimize.data import OptimizeData
+    from .optimize.data import DEFAULT_CALIBRATION_SIZE, OptimizeData
     from .optimize.run import format_results, optimize, parse_methods
     from .pilotnet.data import load_frames
 
     methods = parse_methods(args.methods)
-    from .optimize.data import DEFAULT_CALIBRATION_SIZE
     data = OptimizeData.from_frames(load_frames(Path(args.data)), args.calibration_size or DEFAULT_CALIBRATION_SIZE,
                                     seed=args.seed)
     results = optimize(Path(args.model) if args.model else SHIPPED_MODEL, Path(args.out), methods, data)
