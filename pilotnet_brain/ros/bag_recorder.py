@@ -34,6 +34,7 @@ import time
 from pathlib import Path
 
 from .. import bags
+from .topics import DISCOVERY_GATE_TIMEOUT_S
 
 END_STATES = ("lap_completed", "off_track", "timeout")
 try:  # the nodes' constants, when present
@@ -143,7 +144,7 @@ class _Recorder:
         # Odometry last: sim_node starts the episode once its odometry has all its subscribers, so
         # subscribing to it only after the other topics have matched their publishers means nothing of
         # the run is missed (discovery of each publisher/subscription pair is independent and can lag).
-        self._gate_deadline = time.monotonic() + float(p("gate_timeout_s", 30.0).value)
+        self._gate_deadline = time.monotonic() + float(p("gate_timeout_s", DISCOVERY_GATE_TIMEOUT_S).value)
         self._gate_timer = node.create_timer(0.05, self._subscribe_odometry_when_matched)
         node.get_logger().info(f"recording {len(self.topics)} topics to {self.bag_path} ({self.storage})")
         # What the launcher did not pass, ask the nodes that know it (as `ros2 param get` would).

@@ -132,9 +132,7 @@ def _make_node_class():
             # subscribing only after the brain's topics have matched publishers means no brain stats
             # are missed (each publisher/subscription pair is discovered independently).
             self._odom_args = (Odometry, p["odom_topic"], self._on_odom, reliable)
-            # 30 s: Fast DDS endpoint discovery over LARGE_DATA's TCP has taken > 10 s on a loaded 2-core
-            # machine; sim_node waits up to 60 s for its subscribers.
-            self._gate_deadline = time.monotonic() + 30.0
+            self._gate_deadline = time.monotonic() + topics.DISCOVERY_GATE_TIMEOUT_S
             self._gate_timer = self.create_timer(0.05, self._subscribe_odometry_when_matched)
             self.get_logger().info(f"scoring {self.brain} on {p['circuit']} {p['direction']} -> {p['output_dir']}")
 

@@ -51,6 +51,10 @@ END_STATES = (LAP_COMPLETED, OFF_TRACK, TIMEOUT)
 #: best-effort 640x480 at 100 Hz loses ~90 % of frames; LARGE_DATA (TCP for large samples + bigger SHM)
 #: gets every frame through at ~1.8 ms latency. ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST cancels it: do not set it.
 FASTDDS_ENV = {"FASTDDS_BUILTIN_TRANSPORTS": "LARGE_DATA"}
+# How long metrics_node and bag_recorder wait for the brain's topics to match before subscribing to
+# odometry anyway: LARGE_DATA's endpoint discovery (TCP) has taken > 10 s on a loaded 2-core machine,
+# and sim_node waits up to 60 s for its subscribers.
+DISCOVERY_GATE_TIMEOUT_S = 30.0
 
 
 def stats_layout(fields):
