@@ -471,10 +471,25 @@ _SPECS: dict[str, _CircuitSpec] = {
         _left(35, 30),
         _straight(60),
     )),
+    # A training circuit of long sweeping corners (radius 40-75 m, 80-150 degrees, both signs): the
+    # other training circuits turn mostly at 20-35 m, and PilotNet trained on them alone held a steady
+    # offset through long gentle corners (README, "Training data").
+    "sweepers": _CircuitSpec(scale=1.0, segments=(
+        _straight(),
+        _left(60, 100),
+        _right(45, 100),
+        _left(50, 150),
+        _straight(40),
+        _left(75, 90),
+        _right(55, 80),
+        _left(40, 100),
+        _straight(),
+        _left(65, 100),
+    )),
 }
 # fmt: on
 
-BUILTIN_CIRCUITS = ("simple_circuit", "many_curves", "montreal", "montmelo", "nurburgring")
+BUILTIN_CIRCUITS = ("simple_circuit", "many_curves", "montreal", "montmelo", "nurburgring", "sweepers")
 
 
 def _curvature_profile(segments: Iterable, scale: float, step_m: float) -> tuple[np.ndarray, float]:

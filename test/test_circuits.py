@@ -25,6 +25,7 @@ TARGET_LENGTHS_M = {
     "montmelo": 900.0,
     "many_curves": 1000.0,
     "montreal": 1900.0,
+    "sweepers": 890.0,
 }
 MIN_RADIUS_M = 12.0
 # Points further apart than this along the track ...

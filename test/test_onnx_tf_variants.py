@@ -180,8 +180,11 @@ def test_onnx_int8_is_static_qdq_per_channel(setup, onnx_files):
     assert [d.dim_value for d in proto.graph.input[0].type.tensor_type.shape.dim[1:]] == [3, 66, 200]
     conv0_w = next(i for i in proto.graph.initializer if i.name == "features.0.weight_quantized")
     assert tuple(conv0_w.dims) == (24, 12, 3, 3)
+    # The first two Linear layers run as convolutions over the last (NHWC) feature map.
+    fc1_w = next(i for i in proto.graph.initializer if i.name == "features.10.weight_quantized")
+    assert tuple(fc1_w.dims) == (1164, 64, 1, 18)
     meta = check_metadata(path, "onnx_int8")
-    assert meta["settings"]["first_conv"] == "int8-s2d"
+    assert meta["settings"]["first_conv"] == "int8-s2d" and meta["settings"]["fc_as_conv"] is True
     assert meta["settings"]["quant_format"] == "QDQ" and meta["settings"]["per_channel"] is True
     assert meta["settings"]["calibration_frames"] == 24
     agree("onnx_int8", path, setup)

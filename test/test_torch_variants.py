@@ -166,6 +166,21 @@ def test_input_batchnorm_folding_is_exact(fp32_file, x_real):
     np.testing.assert_allclose(b.numpy(), a.numpy(), atol=1e-5)
 
 
+def test_fc_as_conv_rewrite_is_exact(fp32_file, x_real):
+    from pilotnet_brain.optimize.rewrites import fc_as_conv_model
+
+    model, _, _ = load_model(fp32_file)
+    rewritten = fc_as_conv_model(model, INPUT_SHAPE)
+    convs = [m for m in rewritten.features if isinstance(m, torch.nn.Conv2d)]
+    assert [c.kernel_size for c in convs[-2:]] == [(1, 18), (1, 1)]
+    assert [m.in_features for m in rewritten.regressor if isinstance(m, torch.nn.Linear)] == [100, 50, 10]
+    with torch.no_grad():
+        a, b = model(torch.from_numpy(x_real)), rewritten(torch.from_numpy(x_real))
+    np.testing.assert_allclose(b.numpy(), a.numpy(), atol=1e-5)
+    with pytest.raises(ValueError, match="does not match"):
+        fc_as_conv_model(model, (3, 66, 100))
+
+
 def test_no_deprecation_warning_escapes_and_no_global_filter_changes(fp32_file, data, tmp_path):
     filters_before = list(warnings.filters)
     with warnings.catch_warnings(record=True) as caught:

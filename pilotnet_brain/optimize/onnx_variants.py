@@ -63,53 +63,6 @@ def require_onnx():
     return onnx, onnxruntime
 
 
-def fold_input_norm(model):
-    """A copy of `model` with the input BatchNorm folded into the first convolution.
-
-    Exact up to float rounding because that convolution has no padding: conv(s*x + t) has weights
-    W*s and bias b + sum(W*t). Used for INT8, where a float BatchNorm in front of the first
-    quantised convolution would otherwise be quantised per channel on its own (and cost a pass).
-    """
-    import copy
-
-    import torch
-
-    model = copy.deepcopy(model).eval()
-    bn, conv = model.input_norm, model.features[0]
-    if tuple(conv.padding) != (0, 0):
-        raise ValueError("cannot fold the input BatchNorm into a padded convolution")
-    with torch.no_grad():
-        scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-        shift = bn.bias - bn.running_mean * scale
-        conv.bias.add_((conv.weight * shift[None, :, None, None]).sum(dim=(1, 2, 3)))
-        conv.weight.mul_(scale[None, :, None, None])
-    model.input_norm = torch.nn.Identity()
-    return model
-
-
-def space_to_depth_model(model):
-    """A copy of a folded `model` taking the ONNX SpaceToDepth(2) of its input (12 x 33 x 100, channels
-    "dy,dx,c"), with conv0 the exact 3x3 stride-1 rewrite (see optimize.space_to_depth)."""
-    import copy
-
-    import torch
-
-    from .space_to_depth import s2d_conv0_kernel
-
-    if not isinstance(model.input_norm, torch.nn.Identity):
-        raise ValueError("fold the input BatchNorm first (fold_input_norm)")
-    model = copy.deepcopy(model).eval()
-    conv = model.features[0]
-    hwio = conv.weight.detach().numpy().transpose(2, 3, 1, 0)
-    kernel = s2d_conv0_kernel(hwio, order="dy,dx,c")
-    s2d_conv = torch.nn.Conv2d(kernel.shape[2], conv.out_channels, kernel.shape[0], stride=1)
-    with torch.no_grad():
-        s2d_conv.weight.copy_(torch.from_numpy(np.ascontiguousarray(kernel.transpose(3, 2, 0, 1))))
-        s2d_conv.bias.copy_(conv.bias)
-    model.features[0] = s2d_conv
-    return model
-
-
 def _prepend_space_to_depth(proto, s2d_input: str) -> None:
     """Make the graph input `s2d_input` (N x 4C x H/2 x W/2) the output of a SpaceToDepth(2) node fed by
     a new NCHW graph input INPUT_NAME, so callers still pass the preprocessed NCHW batch."""
@@ -124,17 +77,20 @@ def _prepend_space_to_depth(proto, s2d_input: str) -> None:
                                                 name="space_to_depth"))
 
 
-def export_onnx(fp32_model: Path, out_path: Path, fold_bn: bool = False, s2d: bool = False) -> Path:
+def export_onnx(fp32_model: Path, out_path: Path, fold_bn: bool = False, s2d: bool = False,
+                fc_as_conv: bool = False) -> Path:
     """The FP32 PilotNet as ONNX (opset 17, batch axis dynamic), validated with onnx.checker.
 
-    s2d=True (needs fold_bn) starts the graph with SpaceToDepth(2) and runs conv0 as its exact 3x3
-    stride-1 rewrite over 12 channels; the input is still the NCHW batch."""
+    The rewrites (optimize.rewrites) are exact: s2d=True (needs fold_bn) starts the graph with
+    SpaceToDepth(2) and runs conv0 as its 3x3 stride-1 form over 12 channels, the input still being
+    the NCHW batch; fc_as_conv=True runs the first two Linear layers as convolutions."""
     import warnings
 
     import torch
 
     from ..pilotnet.weights import load_model
     from ..preprocessing import INPUT_SHAPE
+    from .rewrites import fc_as_conv_model, fold_input_norm, space_to_depth_model
     from .space_to_depth import s2d_shape
 
     onnx, _ = require_onnx()
@@ -143,6 +99,8 @@ def export_onnx(fp32_model: Path, out_path: Path, fold_bn: bool = False, s2d: bo
     model, _, _ = load_model(fp32_model)
     if fold_bn:
         model = fold_input_norm(model)
+    if fc_as_conv:
+        model = fc_as_conv_model(model, INPUT_SHAPE)
     if s2d:
         model = space_to_depth_model(model)
         h, w, c = s2d_shape(INPUT_SHAPE)
@@ -207,7 +165,7 @@ FIRST_CONV_MODES = ("int8-s2d", "fp32", "int8")
 
 def build_onnx_int8(fp32_model: Path, out_path: Path, data: OptimizeData,
                     calibrate_method: str = "MinMax", per_channel: bool = True,
-                    first_conv: str = "int8-s2d") -> Path:
+                    first_conv: str = "int8-s2d", fc_as_conv: bool = True) -> Path:
     """Static INT8 QDQ model (int8 weights per channel, int8 activations), calibrated on data.calibration.
 
     first_conv picks how the 3-channel first convolution runs; ONNX Runtime's QLinearConv is slow on 3
@@ -217,9 +175,17 @@ def build_onnx_int8(fp32_model: Path, out_path: Path, data: OptimizeData,
       stage-1 weights; 0.284 ms (4.75x) in the offline benchmark of 2026-12-02 (see README);
     - "fp32": conv0 stays FP32 (NCHWc kernel), the INT8 graph starts at its output: 0.329 ms;
     - "int8": conv0 quantised as it is: slower still (~0.375 ms summed kernel time).
-    Also tried for the 1152 x 1164 Linear, and not kept: ORT's weight-only MatMulNBits (8-bit 0.277 ms,
-    4-bit 0.266 ms per call): at batch 1 that layer is bound by reading its weights, whichever kernel;
-    and QuantizeLinear moved before SpaceToDepth (int8 rearrangement): exact, but 0.46 ms against 0.28.
+    fc_as_conv=True (default) runs the 1152 x 1164 and 1164 x 100 Linear layers as convolutions over the
+    last NHWC feature map (optimize.rewrites, exact): ORT then uses its symmetric INT8 convolution
+    kernel instead of QGemm, and the NHWC -> NCHW transpose moves to a 100-value tensor. Profiled
+    (2026-12-03, other core busy): that layer 56 -> 44 us; per-call CPU time 264 -> 237 us (best of 12
+    rounds of 300 calls, A/B in one process).
+    Also tried, and not kept: ORT's weight-only MatMulNBits for that Linear (8-bit 0.277 ms, 4-bit
+    0.266 ms per call); QuantizeLinear before SpaceToDepth (int8 rearrangement): exact, but 0.46 ms;
+    feeding the space-to-depth input in NHWC from numpy (no graph transpose): the numpy rearrangement
+    costs ~33 us, more than it saves; conv0 over a zero-padded 4th input channel (so the 5x5 stride-2
+    convolution qualifies for the symmetric kernel): 115 us against 75 us for the 3x3 rewrite; I/O
+    binding per call: no gain.
     """
     if first_conv not in FIRST_CONV_MODES:
         raise ValueError(f"unknown first_conv {first_conv!r}; choose one of {FIRST_CONV_MODES}")
@@ -238,7 +204,7 @@ def build_onnx_int8(fp32_model: Path, out_path: Path, data: OptimizeData,
     out_path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="pilotnet_onnx_") as tmp:
         fp32_onnx = export_onnx(Path(fp32_model), Path(tmp) / "fp32.onnx", fold_bn=True,
-                                s2d=first_conv == "int8-s2d")
+                                s2d=first_conv == "int8-s2d", fc_as_conv=fc_as_conv)
         prepared = Path(tmp) / "fp32_prepared.onnx"
         quant_pre_process(str(fp32_onnx), str(prepared), skip_symbolic_shape=False)
         excluded = [_first_conv(prepared)] if first_conv == "fp32" else []
@@ -257,6 +223,6 @@ def build_onnx_int8(fp32_model: Path, out_path: Path, data: OptimizeData,
         "calibrate_method": calibrate_method, "calibration_frames": int(len(calibration)),
         "calibration_seed": int(getattr(data, "seed", 0)), "pre_process": "quant_pre_process",
         "input_batchnorm": "folded into the first convolution",
-        "input_layout": "NCHW", "first_conv": first_conv, "float_nodes": excluded,
+        "input_layout": "NCHW", "first_conv": first_conv, "fc_as_conv": fc_as_conv, "float_nodes": excluded,
     })
     return out_path

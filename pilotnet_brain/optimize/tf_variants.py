@@ -181,7 +181,7 @@ def keras_from_fp32(fp32_model: Path, fold_bn: bool = False, s2d: bool = False):
     space-to-depth input model (S2D_LAYOUT; feed it space_to_depth(batch)).
     """
     from ..pilotnet.weights import load_model
-    from .onnx_variants import fold_input_norm
+    from .rewrites import fold_input_norm
 
     torch_model, meta, _ = load_model(fp32_model)
     eps = torch_model.input_norm.eps

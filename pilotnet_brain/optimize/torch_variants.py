@@ -61,6 +61,7 @@ from ..pilotnet.labels import LabelRanges
 from ..pilotnet.model import ARCHITECTURE, PilotNet
 from ..pilotnet.weights import ModelFileError, load_model, metadata_path, read_metadata, state_dict_mismatch
 from ..preprocessing import INPUT_SHAPE, to_network_input
+from .rewrites import fold_input_norm
 from .data import OptimizeData
 
 ENGINE = "x86"
@@ -122,25 +123,6 @@ class QuantPilotNet(nn.Module):
         net = self.net
         h = net.regressor[:FLOAT_TAIL_FROM](net.flatten(net.features(self.quant(x))))
         return net.regressor[FLOAT_TAIL_FROM:](self.dequant(h))
-
-
-def fold_input_norm(model: PilotNet) -> PilotNet:
-    """A copy of `model` (eval) with input_norm folded into features[0] and replaced by Identity."""
-    model = copy.deepcopy(model).eval()
-    bn, conv = model.input_norm, model.features[0]
-    if not isinstance(bn, nn.BatchNorm2d):
-        return model
-    if conv.padding not in ((0, 0), 0, "valid"):
-        raise ValueError("folding the input BatchNorm needs an unpadded first convolution")
-    with torch.no_grad():
-        a = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-        b = bn.bias - bn.running_mean * a
-        if conv.bias is None:
-            conv.bias = nn.Parameter(torch.zeros(conv.out_channels))
-        conv.bias += (conv.weight * b.view(1, -1, 1, 1)).sum(dim=(1, 2, 3))
-        conv.weight *= a.view(1, -1, 1, 1)
-    model.input_norm = nn.Identity()
-    return model
 
 
 def _qconfig(qat: bool):
