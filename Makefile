@@ -25,7 +25,7 @@ PKG       := pilotnet_brain
 export MPLBACKEND := Agg
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install test run colcon-check clean data model model-stage1 data-dagger model-stage2 data-dagger2 evaluate optimize offline-benchmark benchmark-all
+.PHONY: install test run colcon-check clean data model model-stage1 data-dagger model-stage2 data-dagger2 model-stage3 data-dagger3 data-sweepers evaluate optimize offline-benchmark benchmark-all
 
 $(PY):
 	$(PYTHON3) -m venv $(VENV)
@@ -61,14 +61,18 @@ data: $(STAMP)
 	$(VENV)/bin/pilotnet-brain record --circuits simple_circuit,montreal,montmelo --direction both \
 	    --laps 1 --frame-stride 3 --seed 2 --out data/test
 
-# DAgger, two rounds: a first model learns from the expert's own driving; it then drives the training
-# circuits while the expert labels every frame it sees (data/dagger); a second model learns from both
-# and drives again (data/dagger2); the shipped model learns from all three. `make data model` runs the
-# whole chain: ~1.5 h on 2 cores.
+# DAgger, three rounds: a first model learns from the expert's own driving; it then drives the
+# training circuits while the expert labels every frame it sees (data/dagger); a second model learns
+# from both and drives again (data/dagger2); a third learns from all three and drives the training
+# circuits plus `sweepers`, a training circuit of long gentle corners (data/dagger3), where the expert
+# also drives (data/sweepers); the shipped model learns from all five. `make data model` runs the
+# whole chain: ~2.5 h on 2 cores.
 STAGE1_MODEL := runs/stage1/pilotnet_fp32.safetensors
 STAGE2_MODEL := runs/stage2/pilotnet_fp32.safetensors
-DAGGER_RECORD = $(VENV)/bin/pilotnet-brain record --driver pilotnet --circuits many_curves,nurburgring \
-	--direction both --laps 2 --lighting-variation 0.15
+STAGE3_MODEL := runs/stage3/pilotnet_fp32.safetensors
+TRAIN_CIRCUITS := many_curves,nurburgring
+RECORD_TRAINING = $(VENV)/bin/pilotnet-brain record --direction both --laps 2 --lighting-variation 0.15
+DAGGER_RECORD = $(RECORD_TRAINING) --driver pilotnet
 TRAIN_MORE = --epochs 25 --seed 0 --samples-per-epoch 20000
 
 model-stage1: $(STAMP)
@@ -76,7 +80,7 @@ model-stage1: $(STAMP)
 
 data-dagger: $(STAMP)
 	test -f $(STAGE1_MODEL) || $(MAKE) model-stage1
-	$(DAGGER_RECORD) --model $(STAGE1_MODEL) --seed 3 --out data/dagger
+	$(DAGGER_RECORD) --circuits $(TRAIN_CIRCUITS) --model $(STAGE1_MODEL) --seed 3 --out data/dagger
 
 model-stage2: $(STAMP)
 	test -f data/dagger/dataset.json || $(MAKE) data-dagger
@@ -84,11 +88,23 @@ model-stage2: $(STAMP)
 
 data-dagger2: $(STAMP)
 	test -f $(STAGE2_MODEL) || $(MAKE) model-stage2
-	$(DAGGER_RECORD) --model $(STAGE2_MODEL) --seed 4 --out data/dagger2
+	$(DAGGER_RECORD) --circuits $(TRAIN_CIRCUITS) --model $(STAGE2_MODEL) --seed 4 --out data/dagger2
+
+model-stage3: $(STAMP)
+	test -f data/dagger2/dataset.json || $(MAKE) data-dagger2
+	$(VENV)/bin/pilotnet-brain train --data data/train,data/dagger,data/dagger2 --out $(STAGE3_MODEL) $(TRAIN_MORE)
+
+data-dagger3: $(STAMP)
+	test -f $(STAGE3_MODEL) || $(MAKE) model-stage3
+	$(DAGGER_RECORD) --circuits $(TRAIN_CIRCUITS),sweepers --model $(STAGE3_MODEL) --seed 5 --out data/dagger3
+
+data-sweepers: $(STAMP)
+	$(RECORD_TRAINING) --circuits sweepers --seed 6 --out data/sweepers
 
 model: $(STAMP)
-	test -f data/dagger2/dataset.json || $(MAKE) data-dagger2
-	$(VENV)/bin/pilotnet-brain train --data data/train,data/dagger,data/dagger2 \
+	test -f data/dagger3/dataset.json || $(MAKE) data-dagger3
+	test -f data/sweepers/dataset.json || $(MAKE) data-sweepers
+	$(VENV)/bin/pilotnet-brain train --data data/train,data/dagger,data/dagger2,data/dagger3,data/sweepers \
 	    --out pilotnet_brain/models/pilotnet_fp32.safetensors $(TRAIN_MORE)
 
 evaluate: $(STAMP)

@@ -185,7 +185,14 @@ def test_onnx_int8_is_static_qdq_per_channel(setup, onnx_files):
     assert tuple(fc1_w.dims) == (1164, 64, 1, 18)
     meta = check_metadata(path, "onnx_int8")
     assert meta["settings"]["first_conv"] == "int8-s2d" and meta["settings"]["fc_as_conv"] is True
+    # The small regressor (100-50-10-2) stays FP32: plain Gemm nodes with float weights.
+    assert len(meta["settings"]["float_nodes"]) == 3
+    gemms = [n for n in proto.graph.node if n.op_type == "Gemm"]
+    assert [n.name for n in gemms] == meta["settings"]["float_nodes"]
+    floats = {i.name for i in proto.graph.initializer if i.data_type == onnx.TensorProto.FLOAT}
+    assert all(n.input[1] in floats for n in gemms)
     assert meta["settings"]["quant_format"] == "QDQ" and meta["settings"]["per_channel"] is True
+    assert meta["settings"]["calibrate_method"] == "Percentile"
     assert meta["settings"]["calibration_frames"] == 24
     agree("onnx_int8", path, setup)
 
@@ -278,6 +285,12 @@ def test_tflite_variants_agree(setup, tf_files, method):
         assert not ops & {"TRANSPOSE"}, ops
     if method == "tflite_int8":
         assert "QUANTIZE" in ops and "DEQUANTIZE" in ops
+        # INT8 convolutions and large Linear layers; the small regressor (100-50-10-2) stays FP32.
+        weight_types = [backend.interpreter._get_tensor_details(op["inputs"][1], 0)["dtype"]
+                        for op in backend.interpreter._get_ops_details()
+                        if op["op_name"] in ("CONV_2D", "FULLY_CONNECTED")]
+        assert weight_types == [np.int8] * 7 + [np.float32] * 3
+        assert len(meta["settings"]["float_nodes"]) == 3
 
 
 def test_space_to_depth_is_exact(setup):
@@ -392,3 +405,15 @@ def test_onnx_int8_first_conv_modes(setup, tmp_path):
     agree("onnx_int8", path, setup)
     with pytest.raises(ValueError, match="first_conv"):
         build_onnx_int8(setup["fp32"], tmp_path / "x.onnx", setup["data"], first_conv="bf16")
+
+
+@pytest.mark.parametrize("frames, batch", [(24, 12), (1000, 10), (17, 1), (5, 5)])
+def test_onnx_calibration_batches_are_all_one_size(frames, batch):
+    # ORT's histogram calibrators (Percentile, Entropy) fail when the last batch is shorter.
+    from pilotnet_brain.optimize.onnx_variants import _CalibrationReader
+
+    reader = _CalibrationReader(np.zeros((frames, 1, 1, 1), np.float32))
+    sizes = []
+    while (item := reader.get_next()) is not None:
+        sizes.append(len(item["input"]))
+    assert reader.batch_size == batch and set(sizes) == {batch} and sum(sizes) == frames
