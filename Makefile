@@ -25,7 +25,7 @@ PKG       := pilotnet_brain
 export MPLBACKEND := Agg
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install test run colcon-check clean data model model-stage1 data-dagger model-stage2 data-dagger2 model-stage3 data-dagger3 data-sweepers evaluate optimize offline-benchmark benchmark-all
+.PHONY: install test run colcon-check clean data model model-stage1 data-dagger model-stage2 data-dagger2 model-stage3 data-dagger3 data-sweepers evaluate optimize offline-benchmark gpu-benchmark benchmark-all
 
 $(PY):
 	$(PYTHON3) -m venv $(VENV)
@@ -116,6 +116,10 @@ optimize: $(STAMP)
 
 offline-benchmark: $(STAMP)
 	$(VENV)/bin/pilotnet-brain offline-benchmark --models runs/optimized --data data/test --out runs/offline_benchmark
+
+# PyTorch CUDA FP32 vs FP16 vs CUDA graphs, batch 1 and 32, against CPU FP32 (needs an NVIDIA GPU).
+gpu-benchmark: $(STAMP)
+	$(VENV)/bin/pilotnet-brain gpu-benchmark --out runs/gpu_benchmark.json
 
 # Every CPU preset through the ROS 2 graph on the test circuits (after `make optimize`).
 benchmark-all: $(STAMP)

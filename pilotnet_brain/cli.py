@@ -217,6 +217,21 @@ def cmd_node_benchmark(args) -> int:
     return 0
 
 
+# --- gpu-benchmark -------------------------------------------------------------------------------
+def cmd_gpu_benchmark(args) -> int:
+    from .brains.pilotnet import SHIPPED_MODEL
+    from .optimize.gpu_benchmark import gpu_table, run_gpu_benchmark
+
+    rows = run_gpu_benchmark(Path(args.model) if args.model else SHIPPED_MODEL, repeats=args.repeats)
+    import torch
+
+    print(gpu_table(rows, torch.cuda.get_device_name(0)))
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(rows, indent=2))
+    return 0
+
+
 # --- sim-benchmark -------------------------------------------------------------------------------
 def cmd_sim_benchmark(args) -> int:
     from .benchmarks import simulator_benchmark
@@ -381,6 +396,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--brain", default="explicit,pilotnet", help="comma-separated brains")
     p.add_argument("--frames", type=int, default=300)
     p.set_defaults(func=cmd_node_benchmark)
+
+    p = sub.add_parser("gpu-benchmark", help="PyTorch CUDA FP32 vs FP16 vs CUDA graphs at batch 1 and 32 (needs a GPU)")
+    p.add_argument("--model", help="FP32 model file (default: the shipped weights)")
+    p.add_argument("--repeats", type=int, default=500, help="timed calls per figure (after >= 0.5 s of warm-up)")
+    p.add_argument("--out", help="JSON file for the rows")
+    p.set_defaults(func=cmd_gpu_benchmark)
 
     p = sub.add_parser("sim-benchmark", help="render time per frame and lock-step speed-up over real time")
     p.add_argument("--frames", type=int, default=500, help="frames to time the renderer on")
