@@ -171,6 +171,24 @@ def _agreement(live: dict, from_bag: dict) -> dict:
     return {"max_abs_diff": worst, "differing_keys": differing}
 
 
+#: A run whose metrics_node never heard brain_node (FastDDS endpoint discovery can stall for > 30 s on a
+#: loaded 2-core machine; the lap itself still runs) is run again, once.
+RUN_ATTEMPTS = 2
+NO_BRAIN_STATS = ("metrics_node received no brain stats (DDS discovery never matched brain_node's "
+                  "topics), so inference time and brain frequency are missing")
+
+
+def _drop_old_bags(run_out: Path) -> None:
+    """A bag is never overwritten by its writer: drop this run's bag of a previous benchmark or attempt."""
+    import shutil
+
+    from .bags import SIDE_FILE, is_bag
+
+    for old in run_out.glob("*_bag"):
+        if is_bag(old) or (old / SIDE_FILE).is_file():
+            shutil.rmtree(old)
+
+
 def run_benchmark(brains: Sequence[str] | None, circuits: Sequence[str] = DEFAULT_CIRCUITS,
                   directions: Sequence[str] = ("ccw",), clock: str | None = None, out_dir: Path | None = None,
                   record: bool = False, timeout: float | None = None, progress: bool = True,
@@ -179,7 +197,9 @@ def run_benchmark(brains: Sequence[str] | None, circuits: Sequence[str] = DEFAUL
 
     Each row is the run's metrics plus ``method`` (preset name), ``preset`` (its path), ``clock``,
     ``run_wall_s`` (launch to exit), ``metrics_path``/``bag_path``, with ``record`` the bag's
-    re-scored metrics' ``bag_agreement``, and on failure ``error`` (the run counts 0 % completed).
+    re-scored metrics' ``bag_agreement``, ``attempts`` (a run whose brain stats never reached metrics_node
+    is run again once; if they are still missing the row gets ``warning``), and on failure ``error`` (the
+    run counts 0 % completed).
     """
     from tqdm import tqdm
 
@@ -195,30 +215,35 @@ def run_benchmark(brains: Sequence[str] | None, circuits: Sequence[str] = DEFAUL
         if out_dir is not None:
             run_out = Path(out_dir) / "runs" / f"{name}_{Path(circuit).stem}_{direction}"
             run_out.mkdir(parents=True, exist_ok=True)
-            if record:  # a bag is never overwritten by its writer: drop this run's bag of a previous benchmark
-                import shutil
-
-                from .bags import SIDE_FILE, is_bag
-
-                for old in run_out.glob("*_bag"):
-                    if is_bag(old) or (old / SIDE_FILE).is_file():
-                        shutil.rmtree(old)
-        t0 = time.perf_counter()
         base = {"method": name, "preset": str(path), "circuit": Path(circuit).stem, "direction": direction,
                 "brain": name, "clock": clock}
-        try:
-            result = run_fn(circuit=circuit, direction=direction, brain_config=str(path), clock=clock,
-                            record=record, out_dir=run_out, timeout=timeout)
-        except Exception as error:  # one broken run must not lose the others
-            log(f"benchmark: {name} on {circuit} {direction} failed: {type(error).__name__}: {error}")
-            rows.append({**base, "completed_pct": 0.0, "error": f"{type(error).__name__}: {error}",
-                         "run_wall_s": time.perf_counter() - t0})
+        failure = None
+        for attempt in range(1, RUN_ATTEMPTS + 1):
+            if record and run_out is not None:
+                _drop_old_bags(run_out)
+            t0 = time.perf_counter()
+            try:
+                result = run_fn(circuit=circuit, direction=direction, brain_config=str(path), clock=clock,
+                                record=record, out_dir=run_out, timeout=timeout)
+            except Exception as error:  # one broken run must not lose the others
+                log(f"benchmark: {name} on {circuit} {direction} failed: {type(error).__name__}: {error}")
+                failure = f"{type(error).__name__}: {error}"
+                break
+            metrics = dict(result.get("metrics") or {})
+            if not (metrics and metrics.get("mean_inference_time_ms") is None):
+                break
+            log(f"benchmark: {name} on {circuit} {direction}: {NO_BRAIN_STATS}"
+                + ("; running it again" if attempt < RUN_ATTEMPTS else ""))
+        if failure is not None:
+            rows.append({**base, "completed_pct": 0.0, "error": failure,
+                         "run_wall_s": time.perf_counter() - t0, "attempts": attempt})
             continue
-        metrics = dict(result.get("metrics") or {})
         row = {**base, **metrics, "method": name, "preset": str(path), "clock": clock,
-               "run_wall_s": time.perf_counter() - t0,
+               "run_wall_s": time.perf_counter() - t0, "attempts": attempt,
                "metrics_path": str(result.get("metrics_path")) if result.get("metrics_path") else None,
                "bag_path": str(result.get("bag_path")) if result.get("bag_path") else None}
+        if metrics and metrics.get("mean_inference_time_ms") is None:
+            row["warning"] = NO_BRAIN_STATS
         if not metrics:
             row["error"] = "run produced no metrics"
             row["completed_pct"] = 0.0
@@ -234,7 +259,8 @@ def run_benchmark(brains: Sequence[str] | None, circuits: Sequence[str] = DEFAUL
         done = row.get("completed_pct")
         bar.write(f"{name:>16s} {Path(circuit).stem:>15s} {direction}: "
                   f"{'-' if done is None else f'{done:.1f}'} % completed"
-                  + (f" ({row['error']})" if row.get("error") else ""), file=sys.stderr)
+                  + (f" ({row['error']})" if row.get("error") else "")
+                  + (f" (warning: {row['warning']})" if row.get("warning") else ""), file=sys.stderr)
     bar.close()
     return rows
 

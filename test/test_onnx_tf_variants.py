@@ -178,13 +178,15 @@ def test_onnx_int8_is_static_qdq_per_channel(setup, onnx_files):
     reads_input = [n.op_type for n in proto.graph.node if "input" in n.input]
     assert reads_input == ["SpaceToDepth"]
     assert [d.dim_value for d in proto.graph.input[0].type.tensor_type.shape.dim[1:]] == [3, 66, 200]
-    conv0_w = next(i for i in proto.graph.initializer if i.name == "features.0.weight_quantized")
-    assert tuple(conv0_w.dims) == (24, 12, 3, 3)
+    # ... computing two adjacent output columns per position (48 channels, kernel 3x4, stride (1, 2))
+    conv0_w = next(i for i in proto.graph.initializer if i.name == "features.0.conv.weight_quantized")
+    assert tuple(conv0_w.dims) == (48, 12, 3, 4)
     # The first two Linear layers run as convolutions over the last (NHWC) feature map.
     fc1_w = next(i for i in proto.graph.initializer if i.name == "features.10.weight_quantized")
     assert tuple(fc1_w.dims) == (1164, 64, 1, 18)
     meta = check_metadata(path, "onnx_int8")
     assert meta["settings"]["first_conv"] == "int8-s2d" and meta["settings"]["fc_as_conv"] is True
+    assert meta["settings"]["pair_conv0"] is True
     # The small regressor (100-50-10-2) stays FP32: plain Gemm nodes with float weights.
     assert len(meta["settings"]["float_nodes"]) == 3
     gemms = [n for n in proto.graph.node if n.op_type == "Gemm"]

@@ -181,6 +181,23 @@ def test_fc_as_conv_rewrite_is_exact(fp32_file, x_real):
         fc_as_conv_model(model, (3, 66, 100))
 
 
+def test_paired_conv0_rewrite_is_exact(fp32_file, x_real):
+    from pilotnet_brain.optimize.rewrites import fold_input_norm, paired_conv0_model, space_to_depth_model
+    from pilotnet_brain.optimize.space_to_depth import space_to_depth
+
+    model, _, _ = load_model(fp32_file)
+    s2d = space_to_depth_model(fold_input_norm(model), order="c,dy,dx")  # space_to_depth()'s order
+    paired = paired_conv0_model(s2d)
+    conv = paired.features[0].conv
+    assert (conv.out_channels, conv.kernel_size, conv.stride) == (48, (3, 4), (1, 2))
+    x = torch.from_numpy(np.ascontiguousarray(space_to_depth(x_real).transpose(0, 3, 1, 2)))
+    with torch.no_grad():
+        np.testing.assert_allclose(paired(x).numpy(), model(torch.from_numpy(x_real)).numpy(), atol=1e-5)
+        np.testing.assert_allclose(paired.features(x).numpy(), s2d.features(x).numpy(), atol=1e-5)
+    with pytest.raises(ValueError, match="stride-1 first convolution"):
+        paired_conv0_model(fold_input_norm(model))
+
+
 def test_no_deprecation_warning_escapes_and_no_global_filter_changes(fp32_file, data, tmp_path):
     filters_before = list(warnings.filters)
     with warnings.catch_warnings(record=True) as caught:

@@ -7,6 +7,8 @@ differs from FP32 by its precision alone:
   conv(a*x + b) == conv'(x) with w' = w*a, bias' = bias + sum(w*b));
 - `space_to_depth_model`: conv0 (5x5 stride 2 over 3 channels) as the exact 3x3 stride-1 convolution
   over the 12-channel space-to-depth input (see optimize.space_to_depth);
+- `paired_conv0_model`: that stride-1 conv0 computing two adjacent output columns per position
+  (twice the channels at half the width), laid back out at full width;
 - `fc_as_conv_model`: the first two fully connected layers as convolutions over the last feature
   map, so an NHWC INT8 runtime keeps the tensor in its layout up to the small ones.
 """
@@ -83,4 +85,40 @@ def fc_as_conv_model(model: nn.Module, input_shape: tuple[int, int, int]) -> nn.
         conv2.bias.copy_(fc2.bias)
     model.features = nn.Sequential(*model.features, conv1, nn.ReLU(), conv2, nn.ReLU())
     model.regressor = nn.Sequential(*head[4:])
+    return model
+
+
+class _PairedConv(nn.Module):
+    """conv + ReLU computing two horizontally adjacent output pixels per position (2C channels, half
+    the width), then laid back out as C channels at full width. In NHWC memory the two layouts are the
+    same bytes, so the Transpose/Reshape/Transpose cancels against an NHWC runtime's own transposes."""
+
+    def __init__(self, conv: nn.Conv2d, channels: int):
+        super().__init__()
+        self.conv, self.relu, self.channels = conv, nn.ReLU(), channels
+
+    def forward(self, x):
+        y = self.relu(self.conv(x)).permute(0, 2, 3, 1)                      # N, H, W/2, 2C
+        n, h, w2, _ = y.shape
+        return y.reshape(n, h, w2 * 2, self.channels).permute(0, 3, 1, 2)     # N, C, H, W
+
+
+def paired_conv0_model(model: nn.Module) -> nn.Module:
+    """A copy of `model` whose stride-1 first convolution (features[0], followed by ReLU) computes two
+    adjacent output columns per position: kernel width + 1, stride 2 in width, twice the output
+    channels (zero taps where a column's kernel does not reach). Exact; more multiply-adds, but an
+    INT8 kernel that works on 64 output channels at a time fills 48 of them instead of 24."""
+    model = copy.deepcopy(model).eval()
+    conv = model.features[0]
+    if not (isinstance(conv, nn.Conv2d) and conv.stride == (1, 1) and isinstance(model.features[1], nn.ReLU)):
+        raise ValueError("expected a stride-1 first convolution followed by ReLU (space_to_depth_model first)")
+    c_out, c_in, kh, kw = conv.weight.shape
+    wide = nn.Conv2d(c_in, 2 * c_out, (kh, kw + 1), stride=(1, 2), padding=conv.padding)
+    with torch.no_grad():
+        wide.weight.zero_()
+        for p in range(2):   # output column 2w + p reads input columns 2w + p ... 2w + p + kw - 1
+            wide.weight[p * c_out:(p + 1) * c_out, :, :, p:p + kw] = conv.weight
+            wide.bias[p * c_out:(p + 1) * c_out] = conv.bias
+    model.features[0] = _PairedConv(wide, c_out)
+    model.features[1] = nn.Identity()
     return model
