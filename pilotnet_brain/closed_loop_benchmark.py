@@ -178,6 +178,10 @@ NO_BRAIN_STATS = ("metrics_node received no brain stats (DDS discovery never mat
                   "topics), so inference time and brain frequency are missing")
 
 
+def _missing_brain_stats(metrics: dict) -> bool:
+    return bool(metrics) and metrics.get("mean_inference_time_ms") is None
+
+
 def _drop_old_bags(run_out: Path) -> None:
     """A bag is never overwritten by its writer: drop this run's bag of a previous benchmark or attempt."""
     import shutil
@@ -230,7 +234,7 @@ def run_benchmark(brains: Sequence[str] | None, circuits: Sequence[str] = DEFAUL
                 failure = f"{type(error).__name__}: {error}"
                 break
             metrics = dict(result.get("metrics") or {})
-            if not (metrics and metrics.get("mean_inference_time_ms") is None):
+            if not _missing_brain_stats(metrics):
                 break
             log(f"benchmark: {name} on {circuit} {direction}: {NO_BRAIN_STATS}"
                 + ("; running it again" if attempt < RUN_ATTEMPTS else ""))
@@ -242,7 +246,7 @@ def run_benchmark(brains: Sequence[str] | None, circuits: Sequence[str] = DEFAUL
                "run_wall_s": time.perf_counter() - t0, "attempts": attempt,
                "metrics_path": str(result.get("metrics_path")) if result.get("metrics_path") else None,
                "bag_path": str(result.get("bag_path")) if result.get("bag_path") else None}
-        if metrics and metrics.get("mean_inference_time_ms") is None:
+        if _missing_brain_stats(metrics):
             row["warning"] = NO_BRAIN_STATS
         if not metrics:
             row["error"] = "run produced no metrics"

@@ -159,17 +159,16 @@ class _CalibrationReader:
         self._i = 0
 
 
-def _first_conv(model_path: Path) -> str:
+def _float_nodes(model_path: Path, first_conv: bool, regressor: bool) -> list[str]:
+    """Names of the nodes to keep in FP32: the first convolution and/or the small fully connected
+    layers (100-50-10-2) that follow the two large ones."""
     import onnx
 
-    return next(n.name for n in onnx.load(str(model_path)).graph.node if n.op_type == "Conv")
-
-
-def _regressor_gemms(model_path: Path) -> list[str]:
-    """The small fully connected layers (100-50-10-2) that follow the two large ones."""
-    import onnx
-
-    return [n.name for n in onnx.load(str(model_path)).graph.node if n.op_type == "Gemm"][-3:]
+    nodes = onnx.load(str(model_path)).graph.node
+    names = [next(n.name for n in nodes if n.op_type == "Conv")] if first_conv else []
+    if regressor:
+        names += [n.name for n in nodes if n.op_type == "Gemm"][-3:]
+    return names
 
 
 #: How build_onnx_int8 runs the first convolution (5x5 stride 2 over 3 channels).
@@ -229,15 +228,14 @@ def build_onnx_int8(fp32_model: Path, out_path: Path, data: OptimizeData,
     reader_cls = type("CalibrationReader", (_CalibrationReader, CalibrationDataReader), {})
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
+    s2d = first_conv == "int8-s2d"
+    paired = pair_conv0 and s2d
     with tempfile.TemporaryDirectory(prefix="pilotnet_onnx_") as tmp:
         fp32_onnx = export_onnx(Path(fp32_model), Path(tmp) / "fp32.onnx", fold_bn=True,
-                                s2d=first_conv == "int8-s2d", fc_as_conv=fc_as_conv,
-                                pair_conv0=pair_conv0 and first_conv == "int8-s2d")
+                                s2d=s2d, fc_as_conv=fc_as_conv, pair_conv0=paired)
         prepared = Path(tmp) / "fp32_prepared.onnx"
         quant_pre_process(str(fp32_onnx), str(prepared), skip_symbolic_shape=False)
-        excluded = [_first_conv(prepared)] if first_conv == "fp32" else []
-        if float_regressor:
-            excluded += _regressor_gemms(prepared)
+        excluded = _float_nodes(prepared, first_conv=first_conv == "fp32", regressor=float_regressor)
         quantize_static(
             str(prepared), str(out_path), reader_cls(calibration),
             quant_format=QuantFormat.QDQ, per_channel=per_channel,
@@ -254,6 +252,6 @@ def build_onnx_int8(fp32_model: Path, out_path: Path, data: OptimizeData,
         "calibration_seed": int(getattr(data, "seed", 0)), "pre_process": "quant_pre_process",
         "input_batchnorm": "folded into the first convolution",
         "input_layout": "NCHW", "first_conv": first_conv, "fc_as_conv": fc_as_conv,
-        "pair_conv0": pair_conv0 and first_conv == "int8-s2d", "float_nodes": excluded,
+        "pair_conv0": paired, "float_nodes": excluded,
     })
     return out_path
