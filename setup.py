@@ -1,4 +1,5 @@
 """pilotnet_brain: ament_python ROS 2 package that is also a plain pip package."""
+
 from glob import glob
 
 from setuptools import find_packages, setup
@@ -57,7 +58,7 @@ setup(
     license="Apache-2.0",
     entry_points={
         "console_scripts": [
-            "pilotnet-brain = pilotnet_brain.cli:main",
+            "pilotnet-brain = pilotnet_brain.cli.main:main",
             "brain_node = pilotnet_brain.ros.brain_node:main",
             "sim_node = pilotnet_brain.ros.sim_node:main",
             "metrics_node = pilotnet_brain.ros.metrics_node:main",

@@ -3,4 +3,5 @@
 The core (circuits, simulator, camera, brains, metrics) is pure Python and knows nothing of ROS;
 the ROS 2 nodes are thin shells over it.
 """
+
 __version__ = "0.1.0"

@@ -11,6 +11,7 @@ workspace on ``AMENT_PREFIX_PATH`` does not shadow the files of the checkout you
 The other places are still searched as fallbacks, in order. Pure Python: the ament index is only
 imported on first use, and ROS is not needed at all.
 """
+
 from __future__ import annotations
 
 import os

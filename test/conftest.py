@@ -1,4 +1,5 @@
 """Shared test helpers: a synthetic stadium circuit with long straights; private ROS domain IDs."""
+
 import itertools
 import math
 import os
@@ -6,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from pilotnet_brain.track_map import TrackMap
+from pilotnet_brain.sim.track_map import TrackMap
 
 STADIUM_STRAIGHT_M = 200.0
 STADIUM_RADIUS_M = 40.0

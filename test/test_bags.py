@@ -1,5 +1,6 @@
 """rosbag2 bags: writing/reading with rosbags (MCAP and sqlite3), metrics from a bag, the bag_recorder node
 (real DDS, its own ROS_DOMAIN_ID), SIGTERM mid-run, and `analyze` reproducing the metrics."""
+
 import json
 import math
 import os
@@ -14,14 +15,15 @@ import pytest
 
 pytest.importorskip("rosbags")
 
-from pilotnet_brain import bags  # noqa: E402
-from pilotnet_brain.metrics import METRIC_KEYS, compute_metrics  # noqa: E402
+from pilotnet_brain.bags import core as bags  # noqa: E402
+from pilotnet_brain.evaluation.metrics import METRIC_KEYS, compute_metrics  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 STORAGES = ("mcap", "sqlite3")
 
 
 # --------------------------------------------------------------------------- synthetic messages (rosbags)
+
 
 def _types():
     return bags.typestore().types
@@ -47,36 +49,59 @@ def _twist(v, w):
 
 def _odom(t, x, y, yaw, v):
     T = _types()
-    pose = T["geometry_msgs/msg/Pose"](position=T["geometry_msgs/msg/Point"](x=x, y=y, z=0.0),
-                                       orientation=T["geometry_msgs/msg/Quaternion"](
-                                           x=0.0, y=0.0, z=math.sin(yaw / 2), w=math.cos(yaw / 2)))
+    pose = T["geometry_msgs/msg/Pose"](
+        position=T["geometry_msgs/msg/Point"](x=x, y=y, z=0.0),
+        orientation=T["geometry_msgs/msg/Quaternion"](x=0.0, y=0.0, z=math.sin(yaw / 2), w=math.cos(yaw / 2)),
+    )
     return T["nav_msgs/msg/Odometry"](
-        header=_header(t), child_frame_id="base_link",
+        header=_header(t),
+        child_frame_id="base_link",
         pose=T["geometry_msgs/msg/PoseWithCovariance"](pose=pose, covariance=np.zeros(36)),
-        twist=T["geometry_msgs/msg/TwistWithCovariance"](twist=_twist(v, 0.0), covariance=np.zeros(36)))
+        twist=T["geometry_msgs/msg/TwistWithCovariance"](twist=_twist(v, 0.0), covariance=np.zeros(36)),
+    )
 
 
 def _image(t, h=6, w=8, seed=0):
     data = np.random.default_rng(seed).integers(0, 255, h * w * 3, dtype=np.uint8)
-    return _types()["sensor_msgs/msg/Image"](header=_header(t, "F1ROS/cameraL"), height=h, width=w, encoding="rgb8",
-                                             is_bigendian=0, step=w * 3, data=data)
+    return _types()["sensor_msgs/msg/Image"](
+        header=_header(t, "F1ROS/cameraL"), height=h, width=w, encoding="rgb8", is_bigendian=0, step=w * 3, data=data
+    )
 
 
 def _multiarray(values):
     T = _types()
-    return T["std_msgs/msg/Float64MultiArray"](layout=T["std_msgs/msg/MultiArrayLayout"](dim=[], data_offset=0),
-                                               data=np.asarray(values, dtype=float))
+    return T["std_msgs/msg/Float64MultiArray"](
+        layout=T["std_msgs/msg/MultiArrayLayout"](dim=[], data_offset=0), data=np.asarray(values, dtype=float)
+    )
 
 
-def _write_circle_run(path, storage, csv_path, radius, offset, speed, dt=0.05, laps=1.1, stats=None,
-                      end="lap_completed", frames=123, wall=7.5):
+def _write_circle_run(
+    path,
+    storage,
+    csv_path,
+    radius,
+    offset,
+    speed,
+    dt=0.05,
+    laps=1.1,
+    stats=None,
+    end="lap_completed",
+    frames=123,
+    wall=7.5,
+):
     """A car driving a circle of radius `radius + offset` at `speed`, ccw, from the circuit's start."""
-    cfg = {"circuit": str(csv_path), "direction": "ccw", "brain": "synthetic", "scale": 1.0,
-           "reference_spacing_m": 1.0, "clock": "lockstep"}
+    cfg = {
+        "circuit": str(csv_path),
+        "direction": "ccw",
+        "brain": "synthetic",
+        "scale": 1.0,
+        "reference_spacing_m": 1.0,
+        "clock": "lockstep",
+    }
     r = radius + offset
     n = int(laps * 2 * math.pi * r / speed / dt)
     t = np.arange(n) * dt
-    phi = speed * t / r                      # start at angle 0 = the CSV's first row, ccw
+    phi = speed * t / r  # start at angle 0 = the CSV's first row, ccw
     xy = np.column_stack([r * np.cos(phi), r * np.sin(phi)])
     stats = stats if stats is not None else [(i * 0.1, 5.0, 20.0, 33.3, 15.0) for i in range(40)]
     T = _types()
@@ -104,13 +129,15 @@ def circle_csv(tmp_path_factory):
     """A TUM-format circle of radius 50 m, 7 m wide, counter-clockwise, first row at (50, 0)."""
     path = tmp_path_factory.mktemp("tracks") / "circle50.csv"
     a = np.arange(720) * 2 * math.pi / 720
-    rows = ["# x_m,y_m,w_tr_right_m,w_tr_left_m"] + [f"{50 * math.cos(x):.6f},{50 * math.sin(x):.6f},3.5,3.5"
-                                                     for x in a]
+    rows = ["# x_m,y_m,w_tr_right_m,w_tr_left_m"] + [
+        f"{50 * math.cos(x):.6f},{50 * math.sin(x):.6f},3.5,3.5" for x in a
+    ]
     path.write_text("\n".join(rows) + "\n")
     return path
 
 
 # --------------------------------------------------------------------------- writing / reading
+
 
 @pytest.mark.parametrize("storage", STORAGES)
 def test_write_and_read_back_every_message_type(tmp_path, storage):
@@ -133,8 +160,9 @@ def test_write_and_read_back_every_message_type(tmp_path, storage):
 
     with AnyReader([path], default_typestore=bags.typestore()) as reader:
         by_topic = {c.topic: c for c in reader.connections}
-        assert {c.msgtype for c in reader.connections} == {bags.DEFAULT_TYPES[r] for r in
-                                                           ("camera", "cmd_vel", "odom", "clock")}
+        assert {c.msgtype for c in reader.connections} == {
+            bags.DEFAULT_TYPES[r] for r in ("camera", "cmd_vel", "odom", "clock")
+        }
         assert all(c.msgcount == 5 for c in reader.connections)
         assert "float64 x" in by_topic[bags.DEFAULT_TOPICS["cmd_vel"]].msgdef.data  # full definitions stored
         msgs = {}
@@ -149,8 +177,7 @@ def test_write_and_read_back_every_message_type(tmp_path, storage):
     assert msgs[bags.DEFAULT_TOPICS["clock"]][4].clock.nanosec == 400_000_000
 
     summary = bags.bag_summary(path)
-    assert json.loads(summary["custom_data"][bags.CUSTOM_DATA_KEY]) == {"circuit": "simple_circuit",
-                                                                         "direction": "cw"}
+    assert json.loads(summary["custom_data"][bags.CUSTOM_DATA_KEY]) == {"circuit": "simple_circuit", "direction": "cw"}
     run = bags.read_bag(path)
     assert run.config == {"circuit": "simple_circuit", "direction": "cw"}
     assert len(run.t) == 5 and run.camera_count == 5 and run.clock_count == 5
@@ -166,6 +193,7 @@ def test_unknown_storage_and_type_are_refused(tmp_path):
 
 # --------------------------------------------------------------------------- metrics from a bag
 
+
 @pytest.mark.parametrize("storage", STORAGES)
 def test_metrics_from_a_circle_have_the_known_answers(tmp_path, circle_csv, storage):
     radius, offset, speed = 50.0, 0.4, 8.0
@@ -175,20 +203,30 @@ def test_metrics_from_a_circle_have_the_known_answers(tmp_path, circle_csv, stor
     lap = 2 * math.pi * (radius + offset) / speed
     assert m["completed_pct"] == 100.0
     assert m["lap_time_s"] == pytest.approx(lap, rel=1e-3)
-    assert m["average_speed_mps"] == pytest.approx(speed, rel=1e-3)      # chords: a hair under the arc
+    assert m["average_speed_mps"] == pytest.approx(speed, rel=1e-3)  # chords: a hair under the arc
     assert m["position_deviation_mae_m"] == pytest.approx(offset, abs=0.01)
     assert m["mean_inference_time_ms"] == pytest.approx(5.0)
     assert m["brain_iteration_frequency_hz"] == pytest.approx(50.0)
-    assert m["frame_rate_hz"] == pytest.approx(123 / 7.5)                 # sim_node's final stats
+    assert m["frame_rate_hz"] == pytest.approx(123 / 7.5)  # sim_node's final stats
     assert (m["wall_time_s"], m["end_reason"], m["off_track_events"]) == (7.5, "lap_completed", 0)
     assert m["brain"] == "synthetic" and m["circuit"] == "circle50"
     assert len(run.command_t) == len(run.commands) > 0
     # Same RunRecord construction as from the arrays directly (times as the stamps carry them: ns).
     assert np.allclose(run.t, t, atol=1e-9) and np.array_equal(run.xy, xy)
-    direct = compute_metrics(bags.run_record_from_arrays(
-        circuit=str(circle_csv), direction="ccw", brain="synthetic", t=run.t, xy=xy,
-        iteration_wall_s=np.full(40, 20.0) / 1e3, inference_s=np.full(40, 5.0) / 1e3, frame_count=123,
-        wall_time_s=7.5, end_reason="lap_completed"))
+    direct = compute_metrics(
+        bags.run_record_from_arrays(
+            circuit=str(circle_csv),
+            direction="ccw",
+            brain="synthetic",
+            t=run.t,
+            xy=xy,
+            iteration_wall_s=np.full(40, 20.0) / 1e3,
+            inference_s=np.full(40, 5.0) / 1e3,
+            frame_count=123,
+            wall_time_s=7.5,
+            end_reason="lap_completed",
+        )
+    )
     assert m == direct
 
 
@@ -203,12 +241,11 @@ def test_bag_without_run_metadata_is_explained(tmp_path):
 
 
 def test_analyze_cli_on_bags(tmp_path, circle_csv, capsys):
-    from pilotnet_brain.cli import main
+    from pilotnet_brain.cli.main import main
 
     _write_circle_run(tmp_path / "b1", "mcap", circle_csv, 50.0, 0.4, 8.0)
     _write_circle_run(tmp_path / "b2", "sqlite3", circle_csv, 50.0, -0.3, 6.0, end="off_track", laps=0.5)
-    assert main(["analyze", str(tmp_path / "b1"), str(tmp_path / "b2"), "--out", str(tmp_path / "out"),
-                 "--json"]) == 0
+    assert main(["analyze", str(tmp_path / "b1"), str(tmp_path / "b2"), "--out", str(tmp_path / "out"), "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [r["completed_pct"] for r in rows][0] == 100.0 and rows[1]["end_reason"] == "off_track"
     assert rows[1]["off_track_events"] == 1 and rows[1]["lap_time_s"] is None
@@ -221,15 +258,26 @@ def test_analyze_cli_on_bags(tmp_path, circle_csv, capsys):
 
 # --------------------------------------------------------------------------- the recorder node (real DDS)
 
+
 def _domain_id(k: int) -> int:
-    return 2 + (os.getpid() % 24) * 4 + k   # 2..97 (+k): ROS 2's safe range, one per test, unlikely to meet a parallel run
+    return (
+        2 + (os.getpid() % 24) * 4 + k
+    )  # 2..97 (+k): ROS 2's safe range, one per test, unlikely to meet a parallel run
 
 
 def _recorder(bag, domain, *params):
     env = dict(os.environ, ROS_DOMAIN_ID=str(domain), PYTHONUNBUFFERED="1")
     env.pop("ROS_AUTOMATIC_DISCOVERY_RANGE", None)
-    argv = [sys.executable, "-m", "pilotnet_brain.ros.bag_recorder", "--ros-args", "-p", f"output:={bag}",
-            "-p", "query_nodes:=false"]
+    argv = [
+        sys.executable,
+        "-m",
+        "pilotnet_brain.ros.bag_recorder",
+        "--ros-args",
+        "-p",
+        f"output:={bag}",
+        "-p",
+        "query_nodes:=false",
+    ]
     for p in params:
         argv += ["-p", p]
     return subprocess.Popen(argv, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -262,8 +310,14 @@ class _Publishers:
             "sim_stats": self.node.create_publisher(Float64MultiArray, T["sim_stats"], latched),
             "status": self.node.create_publisher(String, T["status"], latched),
         }
-        self.msgs = {"Image": Image, "Twist": Twist, "Odometry": Odometry, "Clock": Clock,
-                     "Float64MultiArray": Float64MultiArray, "String": String}
+        self.msgs = {
+            "Image": Image,
+            "Twist": Twist,
+            "Odometry": Odometry,
+            "Clock": Clock,
+            "Float64MultiArray": Float64MultiArray,
+            "String": String,
+        }
         self.sent = {k: [] for k in self.pubs}
 
     def wait_matched(self, timeout=20.0):
@@ -305,7 +359,7 @@ class _Publishers:
                 self.publish("stats", M["Float64MultiArray"](data=[t[i], 4.0 + i % 3, 10.0 + i % 5, 33.0, 6.0]))
             time.sleep(0.002)
         stamps = [(int(x), int(round((x - int(x)) * 1e9))) for x in t]
-        return np.array([sec + nsec * 1e-9 for sec, nsec in stamps]), pts   # times as the stamps carry them
+        return np.array([sec + nsec * 1e-9 for sec, nsec in stamps]), pts  # times as the stamps carry them
 
     def close(self):
         self.node.destroy_node()
@@ -338,26 +392,33 @@ def _recorded(bag, topic, msg_class):
 
 @pytest.mark.parametrize("storage", STORAGES)
 def test_recorder_node_records_every_topic_and_stops_at_episode_end(tmp_path, ros, storage):
-    from pilotnet_brain.circuits import load_circuit
+    from pilotnet_brain.sim.circuits import load_circuit
 
     domain = _domain_id(0 if storage == "mcap" else 1)
     bag = tmp_path / "bag"
-    proc = _recorder(bag, domain, f"storage:={storage}", "circuit:=simple_circuit", "direction:=ccw",
-                     "brain:=fake", "end_grace_s:=0.5")
+    proc = _recorder(
+        bag,
+        domain,
+        f"storage:={storage}",
+        "circuit:=simple_circuit",
+        "direction:=ccw",
+        "brain:=fake",
+        "end_grace_s:=0.5",
+    )
     pubs = ros(domain)
     try:
         assert pubs.wait_matched(), "the recorder's subscriptions did not match"
         t, pts = pubs.drive(load_circuit("simple_circuit").centerline)
         pubs.publish("sim_stats", pubs.msgs["Float64MultiArray"](data=[t[-1], 40.0, 3.0, 0.0, 1.0, 2.0, 0.0]))
         pubs.publish("status", pubs.msgs["String"](data="lap_completed"))
-        out, _ = proc.communicate(timeout=30)   # stops by itself after the episode's end
+        out, _ = proc.communicate(timeout=30)  # stops by itself after the episode's end
     finally:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0, out
     summary = bags.bag_summary(bag)
     assert summary["storage"] == storage
-    for role in ("cmd_vel", "odom", "stats", "status", "sim_stats"):   # reliable: every message, as sent
+    for role in ("cmd_vel", "odom", "stats", "status", "sim_stats"):  # reliable: every message, as sent
         sent = pubs.sent[role]
         assert _recorded(bag, bags.DEFAULT_TOPICS[role], type(sent[0])) == sent, role
     assert 0 < summary["topics"][bags.DEFAULT_TOPICS["camera"]]["count"] <= len(pubs.sent["camera"])
@@ -367,13 +428,24 @@ def test_recorder_node_records_every_topic_and_stops_at_episode_end(tmp_path, ro
     side = bags.read_side_file(bag)
     assert side["config"]["circuit"] == "simple_circuit" and side["metrics"] is not None
     stats = np.asarray([(4.0 + i % 3, 10.0 + i % 5) for i in range(0, len(pts), 3)])
-    expected = compute_metrics(bags.run_record_from_arrays(
-        circuit="simple_circuit", direction="ccw", brain="fake", t=t, xy=pts, iteration_wall_s=stats[:, 1] / 1e3,
-        inference_s=stats[:, 0] / 1e3, frame_count=40, wall_time_s=3.0, end_reason="lap_completed"))
+    expected = compute_metrics(
+        bags.run_record_from_arrays(
+            circuit="simple_circuit",
+            direction="ccw",
+            brain="fake",
+            t=t,
+            xy=pts,
+            iteration_wall_s=stats[:, 1] / 1e3,
+            inference_s=stats[:, 0] / 1e3,
+            frame_count=40,
+            wall_time_s=3.0,
+            end_reason="lap_completed",
+        )
+    )
     assert expected["completed_pct"] == 100.0
     assert side["metrics"] == expected
 
-    from pilotnet_brain.cli import main
+    from pilotnet_brain.cli.main import main
 
     assert main(["analyze", str(bag), "--out", str(tmp_path / "analysis")]) == 0
     analyzed = json.loads((tmp_path / "analysis" / "simple_circuit_ccw_fake.json").read_text())
@@ -389,9 +461,9 @@ def test_sigterm_mid_run_leaves_a_readable_bag(tmp_path, ros):
     pubs = ros(domain)
     try:
         assert pubs.wait_matched(), "the recorder's subscriptions did not match"
-        from pilotnet_brain.circuits import load_circuit
+        from pilotnet_brain.sim.circuits import load_circuit
 
-        pubs.drive(load_circuit("simple_circuit").centerline[:200], stride=2)   # no end status: mid-run
+        pubs.drive(load_circuit("simple_circuit").centerline[:200], stride=2)  # no end status: mid-run
         time.sleep(0.5)
         assert proc.poll() is None
         proc.send_signal(signal.SIGTERM)
@@ -403,8 +475,11 @@ def test_sigterm_mid_run_leaves_a_readable_bag(tmp_path, ros):
     assert "bag closed" in out
     with AnyReader([bag], default_typestore=bags.typestore()) as reader:
         counts = {c.topic: c.msgcount for c in reader.connections}
-        odom = [reader.deserialize(raw, c.msgtype).pose.pose.position.x
-                for c, _, raw in reader.messages() if c.topic == bags.DEFAULT_TOPICS["odom"]]
+        odom = [
+            reader.deserialize(raw, c.msgtype).pose.pose.position.x
+            for c, _, raw in reader.messages()
+            if c.topic == bags.DEFAULT_TOPICS["odom"]
+        ]
     assert counts[bags.DEFAULT_TOPICS["odom"]] == len(pubs.sent["odom"]) == 100 == len(odom)
     m, _, _ = bags.metrics_from_bag(bag)
     assert m["end_reason"] == "" and 0 < m["completed_pct"] < 100

@@ -1,16 +1,19 @@
 """`pilotnet-brain benchmark`: preset names, the seed table and outputs (with a stand-in for the launcher), and
 end to end through the real ROS 2 graph: launcher + bag_recorder + analyze agree."""
+
 import json
 import sys
 from pathlib import Path
 
 import pytest
 
-from pilotnet_brain import closed_loop_benchmark as cb
-from pilotnet_brain.cli import main
+from pilotnet_brain.bench import closed_loop as cb
+from pilotnet_brain.cli.main import main
 
-SEED_HEADER = ("| Method | Average speed | Position deviation MAE (m) | BehaviorMetrics score | "
-               "Brain iteration frequency (RT) | Mean inference time (ms) | Completed % |")
+SEED_HEADER = (
+    "| Method | Average speed | Position deviation MAE (m) | BehaviorMetrics score | "
+    "Brain iteration frequency (RT) | Mean inference time (ms) | Completed % |"
+)
 
 
 def test_presets_are_found():
@@ -25,7 +28,7 @@ def test_unknown_preset_lists_the_available_ones(capsys, tmp_path):
     assert "no_such_brain" in err and "available:" in err
     for name in cb.available_presets():
         assert name in err
-    assert not list(tmp_path.iterdir())          # nothing ran, nothing written
+    assert not list(tmp_path.iterdir())  # nothing ran, nothing written
     with pytest.raises(cb.UnknownPresetError):
         cb.preset_path("../simulation")
 
@@ -43,30 +46,60 @@ def _fake_run(calls):
         if circuit == "montmelo" and Path(brain_config).stem == "pilotnet_fp32":
             raise RuntimeError("node failed")
         speed = 10.0 if "explicit" in brain_config else 8.0
-        m = {"circuit": circuit, "direction": direction, "brain": Path(brain_config).stem, "completed_pct": 100.0,
-             "average_speed_mps": speed, "position_deviation_mae_m": 0.2, "position_deviation_score": 2.0,
-             "brain_iteration_frequency_hz": 100.0, "mean_inference_time_ms": 1.5}
+        m = {
+            "circuit": circuit,
+            "direction": direction,
+            "brain": Path(brain_config).stem,
+            "completed_pct": 100.0,
+            "average_speed_mps": speed,
+            "position_deviation_mae_m": 0.2,
+            "position_deviation_score": 2.0,
+            "brain_iteration_frequency_hz": 100.0,
+            "mean_inference_time_ms": 1.5,
+        }
         path = Path(out_dir) / "m.json"
         path.write_text(json.dumps(m))
         return {"metrics": m, "metrics_path": path, "bag_path": None}
+
     return run_simulation
 
 
 def test_benchmark_runs_every_preset_on_every_circuit_and_writes_outputs(monkeypatch, tmp_path, capsys):
     calls = []
     monkeypatch.setattr(cb, "_default_run_fn", lambda: _fake_run(calls))
-    rc = main(["benchmark", "--brains", "explicit,pilotnet_fp32", "--circuits", "simple_circuit,montmelo",
-               "--clock", "realtime", "--timeout", "9", "--out", str(tmp_path), "--quiet"])
-    assert rc == 1                                   # one run failed: reported, the others still ran
+    rc = main(
+        [
+            "benchmark",
+            "--brains",
+            "explicit,pilotnet_fp32",
+            "--circuits",
+            "simple_circuit,montmelo",
+            "--clock",
+            "realtime",
+            "--timeout",
+            "9",
+            "--out",
+            str(tmp_path),
+            "--quiet",
+        ]
+    )
+    assert rc == 1  # one run failed: reported, the others still ran
     assert len(calls) == 4 and {c[3] for c in calls} == {"realtime"} and {c[5] for c in calls} == {9.0}
     out = capsys.readouterr().out
     assert SEED_HEADER in out
     lines = [line for line in out.splitlines() if line.startswith("| explicit") or line.startswith("| pilotnet")]
     assert lines[0].split("|")[2].strip() == "10.00" and lines[0].split("|")[-2].strip() == "100.0"
-    assert lines[1].split("|")[-2].strip() == "50.0"   # the failed run counts 0 % completed
+    assert lines[1].split("|")[-2].strip() == "50.0"  # the failed run counts 0 % completed
     names = {p.name for p in tmp_path.iterdir()}
-    assert {"benchmark.md", "benchmark.csv", "benchmark.json", "benchmark.png", "benchmark_runs.md",
-            "benchmark_runs.csv", "runs"} <= names
+    assert {
+        "benchmark.md",
+        "benchmark.csv",
+        "benchmark.json",
+        "benchmark.png",
+        "benchmark_runs.md",
+        "benchmark_runs.csv",
+        "runs",
+    } <= names
     data = json.loads((tmp_path / "benchmark.json").read_text())
     assert len(data["runs"]) == 4 and [s["method"] for s in data["summary"]] == ["explicit", "pilotnet_fp32"]
     assert any("node failed" in (r.get("error") or "") for r in data["runs"])
@@ -76,6 +109,7 @@ def test_benchmark_runs_every_preset_on_every_circuit_and_writes_outputs(monkeyp
 def test_benchmark_without_ros_launcher_says_so(monkeypatch, tmp_path, capsys):
     def missing():
         raise RuntimeError("the ROS 2 launcher is not available (test)")
+
     monkeypatch.setattr(cb, "_default_run_fn", missing)
     assert main(["benchmark", "--brains", "explicit", "--out", str(tmp_path)]) == 2
     assert "launcher is not available" in capsys.readouterr().err
@@ -89,12 +123,20 @@ def test_end_to_end_launcher_bag_and_analyze_agree(tmp_path):
         from pilotnet_brain.ros.launcher import run_simulation  # noqa: F401
     except ImportError as error:
         pytest.skip(f"pilotnet_brain.ros.launcher is not importable yet: {error}")
-    from pilotnet_brain.bags import metrics_from_bag
-    from pilotnet_brain.metrics import METRIC_KEYS
+    from pilotnet_brain.bags.core import metrics_from_bag
+    from pilotnet_brain.evaluation.metrics import METRIC_KEYS
 
     def run(out_dir):
-        return cb.run_benchmark(["explicit"], ["simple_circuit"], ["ccw"], clock="lockstep", out_dir=out_dir,
-                                record=True, timeout=6.0, progress=False)
+        return cb.run_benchmark(
+            ["explicit"],
+            ["simple_circuit"],
+            ["ccw"],
+            clock="lockstep",
+            out_dir=out_dir,
+            record=True,
+            timeout=6.0,
+            progress=False,
+        )
 
     rows = run(tmp_path)
     if len(rows) == 1 and str(rows[0].get("error", "")).startswith("LaunchError"):
@@ -108,8 +150,9 @@ def test_end_to_end_launcher_bag_and_analyze_agree(tmp_path):
     live = json.loads(Path(row["metrics_path"]).read_text())
     bag_metrics, _, run = metrics_from_bag(row["bag_path"])
     assert len(run.t) == live["odometry_samples"], "the recorder missed odometry (started after the sim?)"
-    assert {k: bag_metrics[k] for k in METRIC_KEYS if k != "wall_time_s"} == \
-        {k: live[k] for k in METRIC_KEYS if k != "wall_time_s"}
+    assert {k: bag_metrics[k] for k in METRIC_KEYS if k != "wall_time_s"} == {
+        k: live[k] for k in METRIC_KEYS if k != "wall_time_s"
+    }
     assert bag_metrics["wall_time_s"] == pytest.approx(live["wall_time_s"])
     assert row["bag_agreement"]["differing_keys"] == []
     assert main(["analyze", row["bag_path"], "--out", str(tmp_path / "analysis")]) == 0
@@ -123,13 +166,25 @@ def test_a_run_without_brain_stats_is_run_again_once(tmp_path, stats_on_attempt,
     def run_simulation(circuit, direction, brain_config, clock, record, out_dir, timeout):
         calls.append(circuit)
         heard = len(calls) == stats_on_attempt
-        m = {"circuit": circuit, "direction": direction, "completed_pct": 100.0, "average_speed_mps": 10.0,
-             "mean_inference_time_ms": 1.5 if heard else None,
-             "brain_iteration_frequency_hz": 600.0 if heard else None}
+        m = {
+            "circuit": circuit,
+            "direction": direction,
+            "completed_pct": 100.0,
+            "average_speed_mps": 10.0,
+            "mean_inference_time_ms": 1.5 if heard else None,
+            "brain_iteration_frequency_hz": 600.0 if heard else None,
+        }
         return {"metrics": m, "metrics_path": None, "bag_path": None}
 
-    rows = cb.run_benchmark(["explicit"], ["simple_circuit"], ["ccw"], out_dir=tmp_path, progress=False,
-                            run_fn=run_simulation, log=logged.append)
+    rows = cb.run_benchmark(
+        ["explicit"],
+        ["simple_circuit"],
+        ["ccw"],
+        out_dir=tmp_path,
+        progress=False,
+        run_fn=run_simulation,
+        log=logged.append,
+    )
     assert len(calls) == attempts and rows[0]["attempts"] == attempts
     assert ("warning" in rows[0]) is warned and "error" not in rows[0]
     assert all("no brain stats" in line for line in logged) and len(logged) == len(calls) - (not warned)

@@ -1,11 +1,12 @@
 """Camera geometry (closed-form pinhole answers) and the renderer's ground geometry on a straight."""
+
 import math
 
 import numpy as np
 import pytest
-
 from conftest import STADIUM_HALF_WIDTH_M, STADIUM_RADIUS_M
-from pilotnet_brain.camera import RED_LINE_WIDTH_M, CameraModel, Renderer
+
+from pilotnet_brain.sim.camera import RED_LINE_WIDTH_M, CameraModel, Renderer
 
 CAM = CameraModel()
 
@@ -28,13 +29,15 @@ def expected_pixel(cam, X, Y):
     """Independent pinhole model: camera at (forward_m, 0, height_m) pitched down by pitch_rad."""
     dx, dz = X - cam.forward_m, -cam.height_m
     c, s = math.cos(cam.pitch_rad), math.sin(cam.pitch_rad)
-    depth = dx * c - dz * s          # along the optical axis
-    down = dx * s + dz * c            # camera "up" component ... negated below
+    depth = dx * c - dz * s  # along the optical axis
+    down = dx * s + dz * c  # camera "up" component ... negated below
     f = cam.focal_px
     return cam.width / 2 + f * (-Y) / depth, cam.height / 2 - f * down / depth
 
 
-@pytest.mark.parametrize("cam", [CAM, CameraModel(pitch_rad=0.0), CameraModel(pitch_rad=math.radians(10), height_m=1.6, forward_m=0.0)])
+@pytest.mark.parametrize(
+    "cam", [CAM, CameraModel(pitch_rad=0.0), CameraModel(pitch_rad=math.radians(10), height_m=1.6, forward_m=0.0)]
+)
 def test_project_matches_pinhole_model(cam):
     for X, Y in [(3.0, 0.0), (10.0, 2.0), (25.0, -4.0), (60.0, 0.5)]:
         u, v = cam.project(np.array([[X, Y]]))[0]
@@ -67,6 +70,7 @@ def test_horizon_row_consistent_with_pitch():
 
 # ------------------------------------------------------------------------------ renderer
 
+
 def is_red(px):
     px = px.astype(int)
     return px[0] - max(px[1], px[2]) > 100
@@ -92,7 +96,13 @@ def is_sky(px):
 
 
 def classify(px):
-    for name, fn in (("red", is_red), ("white", is_white), ("sky", is_sky), ("grass", is_grass), ("asphalt", is_asphalt)):
+    for name, fn in (
+        ("red", is_red),
+        ("white", is_white),
+        ("sky", is_sky),
+        ("grass", is_grass),
+        ("asphalt", is_asphalt),
+    ):
         if fn(px):
             return name
     return "other"
@@ -119,8 +129,18 @@ def test_rendered_lines_lie_where_projection_puts_them(renderer, offset, yaw):
     img = renderer.render(car_x, car_y, yaw)
     assert img.shape == (480, 640, 3) and img.dtype == np.uint8
     hw = STADIUM_HALF_WIDTH_M
-    checks = {0.0: "red", 1.0: "asphalt", -1.0: "asphalt", 2.5: "asphalt", -2.5: "asphalt",
-              hw: "white", -hw: "white", hw + 1.5: "grass", -(hw + 1.5): "grass", 20.0: "grass"}
+    checks = {
+        0.0: "red",
+        1.0: "asphalt",
+        -1.0: "asphalt",
+        2.5: "asphalt",
+        -2.5: "asphalt",
+        hw: "white",
+        -hw: "white",
+        hw + 1.5: "grass",
+        -(hw + 1.5): "grass",
+        20.0: "grass",
+    }
     n_checked = 0
     for d, want in checks.items():
         # The world line at signed distance d, sampled every centimetre from 2.5 m to 40 m ahead,
@@ -158,10 +178,17 @@ def test_every_ground_pixel_has_the_colour_of_its_ground_point(renderer):
     wy = car_y + s * g[:, 0] + c * g[:, 1]
     d = np.abs(wy + STADIUM_RADIUS_M)
     hw = STADIUM_HALF_WIDTH_M
-    want = np.where(d < 0.10, "red", np.where(d < hw - 0.2, "asphalt", np.where(
-        (d > hw - 0.05) & (d < hw + 0.05), "white", np.where(d > hw + 0.2, "grass", "skip"))))
+    want = np.where(
+        d < 0.10,
+        "red",
+        np.where(
+            d < hw - 0.2,
+            "asphalt",
+            np.where((d > hw - 0.05) & (d < hw + 0.05), "white", np.where(d > hw + 0.2, "grass", "skip")),
+        ),
+    )
     want[(d > 0.15) & (d < 0.2)] = "asphalt"
-    want[(d >= 0.10) & (d <= 0.15)] = "skip"          # red line edge (0.125 m)
+    want[(d >= 0.10) & (d <= 0.15)] = "skip"  # red line edge (0.125 m)
     got = np.array([classify(img[v, u]) for u, v in zip(uu.ravel(), vv.ravel())])
     keep = want != "skip"
     assert keep.sum() > 10000

@@ -1,4 +1,4 @@
-"""Tests for pilotnet_brain.circuits: built-in circuits, CSV tracks, bad input."""
+"""Tests for pilotnet_brain.sim.circuits: built-in circuits, CSV tracks, bad input."""
 
 import math
 from pathlib import Path
@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from scipy.spatial import cKDTree
 
-from pilotnet_brain.circuits import (
+from pilotnet_brain.errors import CircuitError
+from pilotnet_brain.sim.circuits import (
     BUILTIN_CIRCUITS,
     Circuit,
-    CircuitError,
     circuit_names,
     describe_circuits,
     is_self_intersecting,

@@ -1,16 +1,17 @@
 """Explicit brain: perception on rendered frames with known geometry, steering sign, lost line, full lap."""
+
 import math
 
 import numpy as np
 import pytest
-
 from conftest import STADIUM_RADIUS_M
+
 from pilotnet_brain.brains import make_brain
 from pilotnet_brain.brains.explicit import ExplicitBrain, ExplicitBrainParams
-from pilotnet_brain.camera import CameraModel, Renderer
-from pilotnet_brain.circuits import load_circuit
-from pilotnet_brain.metrics import compute_metrics
-from pilotnet_brain.simulator import SimConfig, World, run_episode
+from pilotnet_brain.evaluation.metrics import compute_metrics
+from pilotnet_brain.sim.camera import CameraModel, Renderer
+from pilotnet_brain.sim.circuits import load_circuit
+from pilotnet_brain.sim.world import SimConfig, World, run_episode
 
 CAR_X = -60.0  # on the stadium's bottom straight (y = -R, driving +x), 40 m before its end
 
@@ -29,8 +30,8 @@ def frame(renderer, offset, yaw=0.0):
 def test_line_points_are_the_center_line_in_car_frame(renderer, offset):
     pts = ExplicitBrain().line_points(frame(renderer, offset))
     assert len(pts) >= 10
-    assert np.all(np.diff(pts[:, 0]) > 0)                              # near to far
-    np.testing.assert_allclose(pts[:, 1], -offset, atol=0.04)          # the line is at Y = -offset
+    assert np.all(np.diff(pts[:, 0]) > 0)  # near to far
+    np.testing.assert_allclose(pts[:, 1], -offset, atol=0.04)  # the line is at Y = -offset
 
 
 def test_line_points_with_heading_error(renderer):
@@ -45,8 +46,8 @@ def test_steers_back_towards_the_line(renderer, offset):
     left = brain.step(frame(renderer, offset), 0.0).command
     brain.reset()
     right = brain.step(frame(renderer, -offset), 0.0).command
-    assert left.w < 0 < right.w                            # left of the line -> turn right, and vice versa
-    assert left.w == pytest.approx(-right.w, rel=0.1)      # symmetric on a straight
+    assert left.w < 0 < right.w  # left of the line -> turn right, and vice versa
+    assert left.w == pytest.approx(-right.w, rel=0.1)  # symmetric on a straight
     # On a straight the speed is the full speed.
     assert left.v == pytest.approx(ExplicitBrainParams().max_speed_mps)
 
@@ -59,17 +60,17 @@ def test_on_the_line_goes_straight(renderer):
 
 def test_heading_error_is_corrected(renderer):
     brain = ExplicitBrain()
-    assert brain.step(frame(renderer, 0.0, 0.1), 0.0).command.w < 0    # pointing left -> turn right
+    assert brain.step(frame(renderer, 0.0, 0.1), 0.0).command.w < 0  # pointing left -> turn right
     brain.reset()
     assert brain.step(frame(renderer, 0.0, -0.1), 0.0).command.w > 0
 
 
 def test_lost_line_creeps_and_turns_towards_last_side(renderer):
     p = ExplicitBrainParams()
-    grass_only = renderer.render(5000.0, 5000.0, 0.0)      # no track in view
+    grass_only = renderer.render(5000.0, 5000.0, 0.0)  # no track in view
     brain = ExplicitBrain()
     cmd = brain.step(grass_only, 0.0).command
-    assert (cmd.v, cmd.w) == (p.lost_speed_mps, p.lost_yaw_rate_rps)   # never seen: default left
+    assert (cmd.v, cmd.w) == (p.lost_speed_mps, p.lost_yaw_rate_rps)  # never seen: default left
     # Having last seen the line on the right (car left of it), it turns right when the line is lost.
     brain.reset()
     brain.step(frame(renderer, 1.0), 0.0)
@@ -99,4 +100,4 @@ def test_completes_simple_circuit_lockstep():
     assert m["completed_pct"] == 100.0
     assert m["off_track_events"] == 0
     assert m["position_deviation_mae_m"] < 0.3
-    assert m["lap_time_s"] is not None and m["lap_time_s"] < 75.0   # BehaviorMetrics' time-out
+    assert m["lap_time_s"] is not None and m["lap_time_s"] < 75.0  # BehaviorMetrics' time-out

@@ -1,4 +1,5 @@
 """The GPU benchmark: a clear refusal without CUDA, and its harness (timing, speed-up, agreement) on CPU."""
+
 import subprocess
 import sys
 
@@ -6,9 +7,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from pilotnet_brain.backends import BackendUnavailable, make_backend  # noqa: E402
+from pilotnet_brain.bench import gpu as gpu_benchmark  # noqa: E402
 from pilotnet_brain.brains.pilotnet import SHIPPED_MODEL  # noqa: E402
-from pilotnet_brain.optimize import gpu_benchmark  # noqa: E402
+from pilotnet_brain.errors import BackendUnavailable  # noqa: E402
+from pilotnet_brain.runtime.registry import make_backend  # noqa: E402
 
 no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 
@@ -17,9 +19,15 @@ no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has
 def test_gpu_benchmark_without_cuda_says_what_is_missing():
     with pytest.raises(BackendUnavailable, match="CUDA"):
         gpu_benchmark.run_gpu_benchmark(SHIPPED_MODEL, repeats=3)
-    run = subprocess.run([sys.executable, "-m", "pilotnet_brain.cli", "gpu-benchmark", "--repeats", "3"],
-                         capture_output=True, text=True, timeout=120)
-    assert run.returncode == 2 and "needs a CUDA GPU" in run.stderr and "torch.cuda.is_available() is False" in run.stderr
+    run = subprocess.run(
+        [sys.executable, "-m", "pilotnet_brain.cli", "gpu-benchmark", "--repeats", "3"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert (
+        run.returncode == 2 and "needs a CUDA GPU" in run.stderr and "torch.cuda.is_available() is False" in run.stderr
+    )
 
 
 def test_gpu_benchmark_harness_on_cpu_stand_ins(monkeypatch):

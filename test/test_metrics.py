@@ -1,4 +1,5 @@
-"""Tests for pilotnet_brain.metrics and pilotnet_brain.plots on hand-made runs with known answers."""
+"""Tests for pilotnet_brain.evaluation.metrics and pilotnet_brain.evaluation.plots on hand-made runs with known answers."""
+
 import csv
 import io
 import json
@@ -10,13 +11,15 @@ import time
 import numpy as np
 import pytest
 
-from pilotnet_brain import metrics as M
-from pilotnet_brain.metrics import METRIC_KEYS, RunRecord
+from pilotnet_brain.evaluation import metrics as M
+from pilotnet_brain.evaluation.metrics import METRIC_KEYS
+from pilotnet_brain.sim.record import RunRecord
 
 SPACING = 0.5  # reference spacing, m
 
 
 # --------------------------------------------------------------------------- builders
+
 
 def circle_reference(radius, spacing=SPACING):
     """Counter-clockwise circle center line, point 0 at angle 0."""
@@ -44,9 +47,18 @@ def expected_deviation_ahead(reference, radius, order, end_angle):
 
 def make_record(t, xy, reference, **kw):
     fields = dict(
-        circuit="circle", direction="ccw", brain="test", t=np.asarray(t, float), xy=np.asarray(xy, float),
-        reference=reference, reference_spacing_m=SPACING, iteration_wall_s=np.full(100, 0.02),
-        inference_s=np.full(100, 0.004), frame_count=600, off_track_events=0, wall_time_s=20.0,
+        circuit="circle",
+        direction="ccw",
+        brain="test",
+        t=np.asarray(t, float),
+        xy=np.asarray(xy, float),
+        reference=reference,
+        reference_spacing_m=SPACING,
+        iteration_wall_s=np.full(100, 0.02),
+        inference_s=np.full(100, 0.004),
+        frame_count=600,
+        off_track_events=0,
+        wall_time_s=20.0,
         end_reason="lap_completed",
     )
     fields.update(kw)
@@ -76,6 +88,7 @@ def brute_force_polyline_distance(points, line):
 
 # --------------------------------------------------------------------------- distance and speed
 
+
 def test_straight_line_distance_and_speed():
     t = np.linspace(0.0, 10.0, 101)
     xy = np.stack([3.0 * t, 4.0 * t], axis=1)  # 5 m/s along a 3-4-5 diagonal
@@ -95,6 +108,7 @@ def test_average_speed_not_truncated_but_bm_figure_offered():
 
 
 # --------------------------------------------------------------------------- full laps
+
 
 def test_full_circle_lap():
     radius, speed = 20.0, 4.0
@@ -169,6 +183,7 @@ def test_bm_score_known_case():
 
 # --------------------------------------------------------------------------- incomplete runs
 
+
 def test_half_lap():
     radius = 20.0
     circumference = 2 * math.pi * radius
@@ -211,8 +226,16 @@ def test_empty_and_single_sample_runs(n_samples):
     ref = circle_reference(20.0)
     xy = np.array([[20.0, 0.0]])[:n_samples].reshape(-1, 2)
     t = np.zeros(n_samples)
-    rec = make_record(t, xy, ref, iteration_wall_s=np.array([]), inference_s=np.array([]),
-                      frame_count=0, wall_time_s=0.0, end_reason="timeout")
+    rec = make_record(
+        t,
+        xy,
+        ref,
+        iteration_wall_s=np.array([]),
+        inference_s=np.array([]),
+        frame_count=0,
+        wall_time_s=0.0,
+        end_reason="timeout",
+    )
     m = M.compute_metrics(rec)
     assert_json_clean(m)
     assert m["completed_distance_m"] == 0.0
@@ -248,6 +271,7 @@ def test_no_checkpoint_reached_gives_none_not_nan():
 
 # --------------------------------------------------------------------------- timing metrics
 
+
 def test_mean_inference_time_drops_first_and_last_ten():
     x = np.concatenate([np.full(10, 1.0), np.full(30, 0.002), np.full(10, 1.0)])
     assert M.mean_inference_time_ms(x) == pytest.approx(2.0)
@@ -261,8 +285,17 @@ def test_mean_inference_time_drops_first_and_last_ten():
 def test_timing_metrics_in_compute_metrics():
     ref = circle_reference(20.0)
     t, xy = circle_drive(20.0, 4.0, 5.0, dt=0.1)
-    m = M.compute_metrics(make_record(t, xy, ref, iteration_wall_s=np.array([0.01, 0.03]),
-                                      inference_s=np.full(5, 0.004), frame_count=300, wall_time_s=12.0))
+    m = M.compute_metrics(
+        make_record(
+            t,
+            xy,
+            ref,
+            iteration_wall_s=np.array([0.01, 0.03]),
+            inference_s=np.full(5, 0.004),
+            frame_count=300,
+            wall_time_s=12.0,
+        )
+    )
     assert m["brain_iteration_frequency_hz"] == pytest.approx(50.0)
     assert m["mean_inference_time_ms"] == pytest.approx(4.0)
     assert m["frame_rate_hz"] == pytest.approx(25.0)
@@ -271,6 +304,7 @@ def test_timing_metrics_in_compute_metrics():
 
 # --------------------------------------------------------------------------- position deviation
 
+
 def test_polyline_distance_matches_brute_force():
     rng = np.random.default_rng(0)
     steps = rng.normal(scale=0.3, size=(400, 2))
@@ -278,8 +312,9 @@ def test_polyline_distance_matches_brute_force():
     steps[100:130] = 0.0  # standing still: coincident samples
     line = np.cumsum(steps, axis=0)
     points = rng.uniform(line.min(axis=0) - 5, line.max(axis=0) + 5, size=(500, 2))
-    np.testing.assert_allclose(M.point_to_polyline_distance(points, line),
-                               brute_force_polyline_distance(points, line), atol=1e-9)
+    np.testing.assert_allclose(
+        M.point_to_polyline_distance(points, line), brute_force_polyline_distance(points, line), atol=1e-9
+    )
 
 
 def test_position_deviation_performance():
@@ -296,18 +331,29 @@ def test_position_deviation_performance():
 
 
 def test_importing_metrics_does_not_import_matplotlib():
-    code = "import sys, pilotnet_brain.metrics; assert 'matplotlib' not in sys.modules"
+    code = "import sys, pilotnet_brain.evaluation.metrics; assert 'matplotlib' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
 # --------------------------------------------------------------------------- writers
 
+
 def _two_rows():
     ref = circle_reference(20.0)
     t, xy = circle_drive(20.0, 4.0, 2 * math.pi * 20.0 / 4.0 + 1.0, dt=0.05)
     full = M.compute_metrics(make_record(t, xy, ref))
-    empty = M.compute_metrics(make_record(np.zeros(0), np.zeros((0, 2)), ref, brain="other", direction="cw",
-                                          iteration_wall_s=[], inference_s=[], wall_time_s=0.0))
+    empty = M.compute_metrics(
+        make_record(
+            np.zeros(0),
+            np.zeros((0, 2)),
+            ref,
+            brain="other",
+            direction="cw",
+            iteration_wall_s=[],
+            inference_s=[],
+            wall_time_s=0.0,
+        )
+    )
     return full, empty
 
 
@@ -352,7 +398,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def test_plots_written(tmp_path):
-    plots = pytest.importorskip("pilotnet_brain.plots")
+    plots = pytest.importorskip("pilotnet_brain.evaluation.plots")
     ref = circle_reference(20.0)
     t1, arc = circle_drive(20.5, 4.0, 20.0, dt=0.1)
     xy = np.vstack([arc, arc[-1] * np.linspace(1.0, 1.5, 20)[1:, None]])

@@ -9,6 +9,7 @@ drives this random network's activations past the calibrated ranges and its INT8
 (a trained network calibrated on 300 training frames is compared by `pilotnet-brain offline-benchmark`).
 Each runtime is optional: its tests are skipped where it is not installed.
 """
+
 import json
 import math
 import subprocess
@@ -19,16 +20,21 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from pilotnet_brain.backends import BackendUnavailable, make_backend  # noqa: E402
-from pilotnet_brain.circuits import load_circuit  # noqa: E402
-from pilotnet_brain.optimize.data import OptimizeData  # noqa: E402
-from pilotnet_brain.optimize import space_to_depth  # noqa: E402
-from pilotnet_brain.pilotnet.labels import DEFAULT_LABEL_RANGES  # noqa: E402
-from pilotnet_brain.pilotnet.model import PilotNet  # noqa: E402
-from pilotnet_brain.pilotnet.weights import ModelFileError, save_model  # noqa: E402
-from pilotnet_brain.preprocessing import preprocess  # noqa: E402
-from pilotnet_brain.simulator import World  # noqa: E402
-from pilotnet_brain.vehicle import VehicleState  # noqa: E402
+from pilotnet_brain.data.calibration import OptimizeData  # noqa: E402
+from pilotnet_brain.errors import (
+    BackendUnavailable,  # noqa: E402
+    ModelFileError,  # noqa: E402
+)
+from pilotnet_brain.model import space_to_depth  # noqa: E402
+from pilotnet_brain.model.labels import DEFAULT_LABEL_RANGES  # noqa: E402
+from pilotnet_brain.model.network import PilotNet  # noqa: E402
+from pilotnet_brain.model.preprocessing import preprocess  # noqa: E402
+from pilotnet_brain.model.weights import save_model  # noqa: E402
+from pilotnet_brain.runtime import tensorflow as tf_runtime  # noqa: E402
+from pilotnet_brain.runtime.registry import make_backend  # noqa: E402
+from pilotnet_brain.sim.circuits import load_circuit  # noqa: E402
+from pilotnet_brain.sim.vehicle import VehicleState  # noqa: E402
+from pilotnet_brain.sim.world import World  # noqa: E402
 
 #: (max, mean) |variant - torch FP32| on the normalised output scale (outputs span about 0.04..0.67
 #: here). Measured: onnx_int8 0.019 / 0.0056, tflite_int8 0.020 / 0.0056.
@@ -90,8 +96,9 @@ def agree(name, path, setup, threads=1):
     out = backend.predict_normalized(setup["frames"])
     diff = np.abs(out - setup["ref"])
     max_tol, mean_tol = TOL[name]
-    assert diff.max() <= max_tol and diff.mean() <= mean_tol, \
+    assert diff.max() <= max_tol and diff.mean() <= mean_tol, (
         f"{name}: max |diff| {diff.max():.3g} (tolerance {max_tol}), mean {diff.mean():.3g} (tolerance {mean_tol})"
+    )
     one = backend.predict_normalized(setup["frames"][:1])  # batch 1 after batch 24 (resizes where needed)
     assert np.abs(one - setup["ref"][:1]).max() <= max_tol
     err = diff.max()
@@ -111,16 +118,18 @@ def check_metadata(path, method):
 
 # --- without the optional runtimes -------------------------------------------------------------------
 def test_modules_import_without_runtimes():
-    code = ("import sys\n"
-            "import pilotnet_brain.optimize.onnx_variants, pilotnet_brain.optimize.tf_variants\n"
-            "import pilotnet_brain.backends.onnx_backend, pilotnet_brain.backends.tf_backend\n"
-            "heavy = [m for m in ('tensorflow', 'onnxruntime', 'onnx', 'ai_edge_litert', 'keras') if m in sys.modules]\n"
-            "assert not heavy, heavy\n")
+    code = (
+        "import sys\n"
+        "import pilotnet_brain.export.onnx_variants, pilotnet_brain.export.tf_variants\n"
+        "import pilotnet_brain.runtime.onnx, pilotnet_brain.runtime.tensorflow\n"
+        "heavy = [m for m in ('tensorflow', 'onnxruntime', 'onnx', 'ai_edge_litert', 'keras') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 
 
 def test_missing_runtimes_name_the_extra(setup, monkeypatch, tmp_path):
-    from pilotnet_brain.optimize import onnx_variants, tf_variants
+    from pilotnet_brain.export import onnx_variants, tf_variants
 
     for module in ("onnxruntime", "onnx", "tensorflow", "ai_edge_litert", "ai_edge_litert.interpreter"):
         monkeypatch.setitem(sys.modules, module, None)  # makes `import module` raise ImportError
@@ -128,12 +137,19 @@ def test_missing_runtimes_name_the_extra(setup, monkeypatch, tmp_path):
         onnx_variants.build_onnx_fp32(setup["fp32"], tmp_path / "x.onnx", setup["data"])
     with pytest.raises(BackendUnavailable, match=r"pip install 'pilotnet_brain\[tf\]'"):
         tf_variants.build_tflite_fp32(setup["fp32"], tmp_path / "x.tflite", setup["data"])
-    for name, suffix, extra in (("onnx_fp32", ".onnx", "onnx"), ("tflite_fp32", ".tflite", "tf"),
-                                ("tf_fp32", "", "tf")):
+    for name, suffix, extra in (
+        ("onnx_fp32", ".onnx", "onnx"),
+        ("tflite_fp32", ".tflite", "tf"),
+        ("tf_fp32", "", "tf"),
+    ):
         fake = tmp_path / f"model_{name}{suffix}"
         fake.write_bytes(b"x")
-        meta = {"architecture": "pilotnet-v1", "input_shape": [3, 66, 200], "method": name,
-                "label_ranges": DEFAULT_LABEL_RANGES.to_dict()}
+        meta = {
+            "architecture": "pilotnet-v1",
+            "input_shape": [3, 66, 200],
+            "method": name,
+            "label_ranges": DEFAULT_LABEL_RANGES.to_dict(),
+        }
         (tmp_path / (fake.name + ".json")).write_text(json.dumps(meta))
         with pytest.raises(BackendUnavailable, match=rf"pip install 'pilotnet_brain\[{extra}\]'"):
             make_backend(name, fake)
@@ -144,10 +160,12 @@ def test_missing_runtimes_name_the_extra(setup, monkeypatch, tmp_path):
 def onnx_files(setup):
     pytest.importorskip("onnx")
     pytest.importorskip("onnxruntime")
-    from pilotnet_brain.optimize.onnx_variants import build_onnx_fp32, build_onnx_int8
+    from pilotnet_brain.export.onnx_variants import build_onnx_fp32, build_onnx_int8
 
-    return {"onnx_fp32": build_onnx_fp32(setup["fp32"], setup["dir"] / "pilotnet_fp32.onnx", setup["data"]),
-            "onnx_int8": build_onnx_int8(setup["fp32"], setup["dir"] / "pilotnet_int8_qdq.onnx", setup["data"])}
+    return {
+        "onnx_fp32": build_onnx_fp32(setup["fp32"], setup["dir"] / "pilotnet_fp32.onnx", setup["data"]),
+        "onnx_int8": build_onnx_int8(setup["fp32"], setup["dir"] / "pilotnet_int8_qdq.onnx", setup["data"]),
+    }
 
 
 def test_onnx_fp32_export_and_agreement(setup, onnx_files):
@@ -212,7 +230,8 @@ def test_onnx_bad_files_fail_clearly(setup, onnx_files, tmp_path):
     corrupt = tmp_path / "corrupt.onnx"
     corrupt.write_bytes(b"\x08\x07garbage, not a protobuf" * 10)
     (tmp_path / "corrupt.onnx.json").write_text(
-        (onnx_files["onnx_fp32"].parent / "pilotnet_fp32.onnx.json").read_text())
+        (onnx_files["onnx_fp32"].parent / "pilotnet_fp32.onnx.json").read_text()
+    )
     with pytest.raises(ModelFileError, match="corrupt.onnx"):
         make_backend("onnx_fp32", corrupt)
     with pytest.raises(ModelFileError, match="not found"):
@@ -227,9 +246,12 @@ def test_onnx_bad_files_fail_clearly(setup, onnx_files, tmp_path):
     import onnx
     from onnx import TensorProto, helper
 
-    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])])
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+    )
     foreign = tmp_path / "foreign.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(foreign))
     (tmp_path / "foreign.onnx.json").write_text((tmp_path / "corrupt.onnx.json").read_text())
@@ -241,7 +263,7 @@ def test_onnx_bad_files_fail_clearly(setup, onnx_files, tmp_path):
 @pytest.fixture(scope="module")
 def tf_files(setup):
     pytest.importorskip("tensorflow")
-    from pilotnet_brain.optimize import tf_variants
+    from pilotnet_brain.export import tf_variants
 
     d, fp32, data = setup["dir"], setup["fp32"], setup["data"]
     files = {"tf_fp32": tf_variants.build_savedmodel(fp32, d / "pilotnet_savedmodel", data)}
@@ -252,7 +274,7 @@ def tf_files(setup):
 
 def test_keras_port_matches_torch(setup):
     pytest.importorskip("tensorflow")
-    from pilotnet_brain.optimize import tf_variants
+    from pilotnet_brain.export import tf_variants
 
     keras_model, torch_model, _ = tf_variants.keras_from_fp32(setup["fp32"])
     assert tf_variants.port_check(keras_model, torch_model, setup["frames"]) <= KERAS_PORT_TOL
@@ -273,11 +295,11 @@ def test_tflite_variants_agree(setup, tf_files, method):
     pytest.importorskip("ai_edge_litert")
     check_metadata(tf_files[method], method)
     backend, _ = agree(method, tf_files[method], setup)
-    from pilotnet_brain.optimize import tf_variants
+    from pilotnet_brain.export import tf_variants
 
     s2d = method in tf_variants.S2D_METHODS
     meta = check_metadata(tf_files[method], method)
-    assert meta["settings"]["input_layout"] == (tf_variants.S2D_LAYOUT if s2d else tf_variants.NCHW_LAYOUT)
+    assert meta["settings"]["input_layout"] == (tf_runtime.S2D_LAYOUT if s2d else tf_runtime.NCHW_LAYOUT)
     assert backend.input_layout == meta["settings"]["input_layout"]
     assert list(backend._in["shape"][1:]) == ([33, 100, 12] if s2d else [3, 66, 200])
     # float32 I/O everywhere (INT8 quantises in the graph), and no transpose left in S2D graphs
@@ -288,16 +310,18 @@ def test_tflite_variants_agree(setup, tf_files, method):
     if method == "tflite_int8":
         assert "QUANTIZE" in ops and "DEQUANTIZE" in ops
         # INT8 convolutions and large Linear layers; the small regressor (100-50-10-2) stays FP32.
-        weight_types = [backend.interpreter._get_tensor_details(op["inputs"][1], 0)["dtype"]
-                        for op in backend.interpreter._get_ops_details()
-                        if op["op_name"] in ("CONV_2D", "FULLY_CONNECTED")]
+        weight_types = [
+            backend.interpreter._get_tensor_details(op["inputs"][1], 0)["dtype"]
+            for op in backend.interpreter._get_ops_details()
+            if op["op_name"] in ("CONV_2D", "FULLY_CONNECTED")
+        ]
         assert weight_types == [np.int8] * 7 + [np.float32] * 3
         assert len(meta["settings"]["float_nodes"]) == 3
 
 
 def test_space_to_depth_is_exact(setup):
     pytest.importorskip("tensorflow")
-    from pilotnet_brain.optimize import tf_variants
+    from pilotnet_brain.export import tf_variants
 
     x = setup["frames"][:3]
     y = space_to_depth.space_to_depth(x)
@@ -310,10 +334,12 @@ def test_space_to_depth_is_exact(setup):
 
 def test_tflite_old_nchw_layout_still_loads_and_unknown_layouts_are_refused(setup, tf_files, tmp_path):
     pytest.importorskip("ai_edge_litert")
-    from pilotnet_brain.optimize import tf_variants
+    from pilotnet_brain.export import tf_variants
 
-    old = tf_variants._build_tflite(setup["fp32"], tmp_path / "old_int8.tflite", setup["data"], "tflite_int8", s2d=False)
-    assert check_metadata(old, "tflite_int8")["settings"]["input_layout"] == tf_variants.NCHW_LAYOUT
+    old = tf_variants._build_tflite(
+        setup["fp32"], tmp_path / "old_int8.tflite", setup["data"], "tflite_int8", s2d=False
+    )
+    assert check_metadata(old, "tflite_int8")["settings"]["input_layout"] == tf_runtime.NCHW_LAYOUT
     agree("tflite_int8", old, setup)
     meta_path = tmp_path / "old_int8.tflite.json"
     meta = json.loads(meta_path.read_text())
@@ -328,7 +354,7 @@ def test_tflite_old_nchw_layout_still_loads_and_unknown_layouts_are_refused(setu
     wrong = tmp_path / "wrong.tflite"
     wrong.write_bytes(tf_files["tflite_int8"].read_bytes())
     meta = json.loads((tf_files["tflite_int8"].parent / (tf_files["tflite_int8"].name + ".json")).read_text())
-    meta["settings"]["input_layout"] = tf_variants.NCHW_LAYOUT
+    meta["settings"]["input_layout"] = tf_runtime.NCHW_LAYOUT
     (tmp_path / "wrong.tflite.json").write_text(json.dumps(meta))
     with pytest.raises(ModelFileError, match="not a PilotNet TFLite model"):
         make_backend("tflite_int8", wrong)
@@ -336,10 +362,12 @@ def test_tflite_old_nchw_layout_still_loads_and_unknown_layouts_are_refused(setu
 
 def test_tflite_int8_needs_calibration(setup, tmp_path):
     pytest.importorskip("tensorflow")
-    from pilotnet_brain.optimize import tf_variants
+    from pilotnet_brain.export import tf_variants
 
     with pytest.raises(ValueError, match="calibration"):
-        tf_variants.build_tflite_int8(setup["fp32"], tmp_path / "x.tflite", OptimizeData(np.zeros((0, 3, 66, 200), np.float32)))
+        tf_variants.build_tflite_int8(
+            setup["fp32"], tmp_path / "x.tflite", OptimizeData(np.zeros((0, 3, 66, 200), np.float32))
+        )
 
 
 def test_tf_bad_files_fail_clearly(tf_files, tmp_path):
@@ -347,7 +375,8 @@ def test_tf_bad_files_fail_clearly(tf_files, tmp_path):
     corrupt = tmp_path / "corrupt.tflite"
     corrupt.write_bytes(b"TFL3 but not really a flatbuffer" * 8)
     (tmp_path / "corrupt.tflite.json").write_text(
-        json.dumps({**json.loads((tf_files["tflite_fp32"].parent / "pilotnet_fp32.tflite.json").read_text())}))
+        json.dumps({**json.loads((tf_files["tflite_fp32"].parent / "pilotnet_fp32.tflite.json").read_text())})
+    )
     with pytest.raises(ModelFileError, match="corrupt.tflite"):
         make_backend("tflite_fp32", corrupt)
     with pytest.raises(ModelFileError, match="tflite_int8"):
@@ -356,16 +385,17 @@ def test_tf_bad_files_fail_clearly(tf_files, tmp_path):
     broken.mkdir()
     (broken / "saved_model.pb").write_bytes(b"\x00garbage")
     (tmp_path / "broken_savedmodel.json").write_text(
-        (tf_files["tf_fp32"].parent / "pilotnet_savedmodel.json").read_text())
+        (tf_files["tf_fp32"].parent / "pilotnet_savedmodel.json").read_text()
+    )
     with pytest.raises(ModelFileError, match="broken_savedmodel"):
         make_backend("tf_fp32", broken)
 
 
 def test_tftrt_is_unavailable_here_with_a_clear_message(setup, tmp_path):
     tf = pytest.importorskip("tensorflow")
-    from pilotnet_brain.optimize import tf_variants
+    from pilotnet_brain.export import tf_variants
 
-    if tf_variants.tftrt_status(tf)[0]:
+    if tf_runtime.tftrt_status(tf)[0]:
         pytest.skip("this machine has TF-TRT")
     needs = "TF-TRT needs TensorFlow built with TensorRT and an NVIDIA GPU; this TensorFlow has none"
     for precision in ("fp32", "fp16", "int8"):
@@ -385,10 +415,11 @@ def test_s2d_conv0_kernel_is_an_exact_rewrite(order):
     w = rng.normal(size=(4, 3, 5, 5)).astype(np.float32)
     ref = torch.nn.functional.conv2d(x, torch.from_numpy(w), stride=2)
     kernel = space_to_depth.s2d_conv0_kernel(w.transpose(2, 3, 1, 0), order=order)
-    s2d = x.reshape(2, 3, 7, 2, 9, 2)                                    # n, c, y, dy, x, dx
+    s2d = x.reshape(2, 3, 7, 2, 9, 2)  # n, c, y, dy, x, dx
     s2d = s2d.permute(0, 1, 3, 5, 2, 4) if order == "c,dy,dx" else s2d.permute(0, 3, 5, 1, 2, 4)
-    out = torch.nn.functional.conv2d(s2d.reshape(2, 12, 7, 9),
-                                     torch.from_numpy(np.ascontiguousarray(kernel.transpose(3, 2, 0, 1))))
+    out = torch.nn.functional.conv2d(
+        s2d.reshape(2, 12, 7, 9), torch.from_numpy(np.ascontiguousarray(kernel.transpose(3, 2, 0, 1)))
+    )
     assert out.shape == ref.shape
     assert torch.allclose(out, ref, atol=1e-4)
     with pytest.raises(ValueError, match="channel order"):
@@ -399,7 +430,7 @@ def test_onnx_int8_first_conv_modes(setup, tmp_path):
     pytest.importorskip("onnxruntime")
     import onnx
 
-    from pilotnet_brain.optimize.onnx_variants import build_onnx_int8
+    from pilotnet_brain.export.onnx_variants import build_onnx_int8
 
     path = build_onnx_int8(setup["fp32"], tmp_path / "fp32_conv0.onnx", setup["data"], first_conv="fp32")
     first = next(n for n in onnx.load(str(path)).graph.node if n.op_type == "Conv")
@@ -412,7 +443,7 @@ def test_onnx_int8_first_conv_modes(setup, tmp_path):
 @pytest.mark.parametrize("frames, batch", [(24, 12), (1000, 10), (17, 1), (5, 5)])
 def test_onnx_calibration_batches_are_all_one_size(frames, batch):
     # ORT's histogram calibrators (Percentile, Entropy) fail when the last batch is shorter.
-    from pilotnet_brain.optimize.onnx_variants import _CalibrationReader
+    from pilotnet_brain.export.onnx_variants import _CalibrationReader
 
     reader = _CalibrationReader(np.zeros((frames, 1, 1, 1), np.float32))
     sizes = []

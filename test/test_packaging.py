@@ -2,6 +2,7 @@
 
 Fast and offline: no colcon here (`make colcon-check` does the real ament build).
 """
+
 import configparser
 import re
 import runpy
@@ -20,6 +21,7 @@ TORCH_PIN = "torch==2.13.0"
 
 
 # --------------------------------------------------------------------------- package.xml
+
 
 @pytest.fixture(scope="module")
 def package_xml():
@@ -48,6 +50,7 @@ def test_package_xml_dependencies(package_xml):
 
 
 # --------------------------------------------------------------------------- setup.py / setup.cfg
+
 
 @pytest.fixture(scope="module")
 def setup_kwargs():
@@ -91,7 +94,7 @@ def test_setup_data_files(setup_kwargs):
 
 def test_setup_entry_point(setup_kwargs):
     scripts = [s.replace(" ", "") for s in setup_kwargs["entry_points"]["console_scripts"]]
-    assert "pilotnet-brain=pilotnet_brain.cli:main" in scripts
+    assert "pilotnet-brain=pilotnet_brain.cli.main:main" in scripts
 
 
 def test_setup_cfg_puts_ros2_run_scripts_in_lib():
@@ -165,6 +168,7 @@ def test_torch_extra_uses_the_pin(setup_kwargs):
 
 
 # --------------------------------------------------------------------------- resources
+
 
 def test_resources_finds_simulation_config():
     path = resources.config_path("simulation.yaml")

@@ -1,4 +1,5 @@
 """PilotNet: the network, labels, weights files (safe loading), backends, the brain, training, offline eval."""
+
 import json
 import math
 import pickle
@@ -12,24 +13,27 @@ torch.set_num_threads(1)
 
 from torch import nn  # noqa: E402
 
-from pilotnet_brain.backends import BACKEND_NAMES, BackendUnavailable, make_backend  # noqa: E402
-from pilotnet_brain.brains.base import STOP  # noqa: E402
 from pilotnet_brain.brains.explicit import ExplicitBrain  # noqa: E402
 from pilotnet_brain.brains.pilotnet import SHIPPED_MODEL, PilotNetBrain  # noqa: E402
-from pilotnet_brain.circuits import load_circuit  # noqa: E402
-from pilotnet_brain.pilotnet.data import FrameSet, block_split  # noqa: E402
-from pilotnet_brain.pilotnet.labels import DEFAULT_LABEL_RANGES, LabelRanges  # noqa: E402
-from pilotnet_brain.pilotnet.model import ARCHITECTURE, FLATTENED_FEATURES, PilotNet  # noqa: E402
-from pilotnet_brain.pilotnet.offline_eval import score  # noqa: E402
-from pilotnet_brain.pilotnet.train import TrainConfig, train, turn_weights  # noqa: E402
-from pilotnet_brain.pilotnet.weights import (  # noqa: E402
-    METADATA_KEY, ModelFileError, load_model, metadata_path, read_metadata, save_model,
+from pilotnet_brain.control import STOP  # noqa: E402
+from pilotnet_brain.data.frames import FrameSet, block_split  # noqa: E402
+from pilotnet_brain.errors import (
+    BackendUnavailable,  # noqa: E402
+    ModelFileError,
 )
-from pilotnet_brain.preprocessing import INPUT_SHAPE, crop_and_resize, preprocess  # noqa: E402
-from pilotnet_brain.simulator import World  # noqa: E402
-from pilotnet_brain.vehicle import VehicleState  # noqa: E402
+from pilotnet_brain.evaluation.offline import score  # noqa: E402
+from pilotnet_brain.model.architecture import ARCHITECTURE, FLATTENED_FEATURES  # noqa: E402
+from pilotnet_brain.model.labels import DEFAULT_LABEL_RANGES, LabelRanges  # noqa: E402
+from pilotnet_brain.model.network import PilotNet  # noqa: E402
+from pilotnet_brain.model.preprocessing import INPUT_SHAPE, crop_and_resize, preprocess  # noqa: E402
+from pilotnet_brain.model.weights import METADATA_KEY, load_model, metadata_path, read_metadata, save_model
+from pilotnet_brain.runtime.registry import BACKEND_NAMES, make_backend  # noqa: E402
+from pilotnet_brain.sim.circuits import load_circuit  # noqa: E402
+from pilotnet_brain.sim.vehicle import VehicleState  # noqa: E402
+from pilotnet_brain.sim.world import World  # noqa: E402
+from pilotnet_brain.train.trainer import TrainConfig, train, turn_weights  # noqa: E402
 
-RANGES = LabelRanges(v_min=0.5, v_max=11.5, w_min=-2.5, w_max=2.0)   # not the defaults: must travel with the file
+RANGES = LabelRanges(v_min=0.5, v_max=11.5, w_min=-2.5, w_max=2.0)  # not the defaults: must travel with the file
 
 
 # --- fixtures --------------------------------------------------------------------------------------
@@ -42,8 +46,7 @@ def render_at(world, i, offset=0.0, yaw_offset=0.0):
     pts, tan = world.circuit.centerline, world.circuit.tangents()
     i %= len(pts)
     yaw = math.atan2(tan[i][1], tan[i][0])
-    world.state = VehicleState(pts[i][0] - math.sin(yaw) * offset, pts[i][1] + math.cos(yaw) * offset,
-                               yaw + yaw_offset)
+    world.state = VehicleState(pts[i][0] - math.sin(yaw) * offset, pts[i][1] + math.cos(yaw) * offset, yaw + yaw_offset)
     return world.render().copy()
 
 
@@ -59,8 +62,7 @@ def expert_frames(world):
         cmd = brain.step(frame, 0.0).command
         images.append(crop_and_resize(frame))
         labels.append((cmd.v, cmd.w))
-    return FrameSet(np.stack(images), np.asarray(labels, np.float32), np.zeros(32, np.int32),
-                    ["simple_circuit_ccw"])
+    return FrameSet(np.stack(images), np.asarray(labels, np.float32), np.zeros(32, np.int32), ["simple_circuit_ccw"])
 
 
 def trained_like(seed=0):
@@ -102,8 +104,8 @@ def test_flatten_size_is_1152():
 def test_every_relu_is_its_own_module():
     model = PilotNet()
     relus = [m for m in model.modules() if isinstance(m, nn.ReLU)]
-    assert len(relus) == 9                                   # 5 after convolutions, 4 after linears
-    assert len({id(r) for r in relus}) == 9                  # not one shared instance
+    assert len(relus) == 9  # 5 after convolutions, 4 after linears
+    assert len({id(r) for r in relus}) == 9  # not one shared instance
     # Each follows a conv / linear directly (fusable pairs).
     for seq in (model.features, model.regressor):
         layers = list(seq)
@@ -129,8 +131,9 @@ def test_a_training_step_changes_the_weights():
 # --- labels ----------------------------------------------------------------------------------------
 def test_label_normalisation_known_values_and_round_trip():
     r = DEFAULT_LABEL_RANGES
-    np.testing.assert_allclose(r.normalize([[6.0, 0.0], [0.0, -3.0], [12.0, 3.0]]),
-                               [[0.5, 0.5], [0.0, 0.0], [1.0, 1.0]], atol=1e-7)
+    np.testing.assert_allclose(
+        r.normalize([[6.0, 0.0], [0.0, -3.0], [12.0, 3.0]]), [[0.5, 0.5], [0.0, 0.0], [1.0, 1.0]], atol=1e-7
+    )
     rng = np.random.default_rng(0)
     vw = np.column_stack([rng.uniform(RANGES.v_min, RANGES.v_max, 50), rng.uniform(RANGES.w_min, RANGES.w_max, 50)])
     y = RANGES.normalize(vw)
@@ -140,15 +143,17 @@ def test_label_normalisation_known_values_and_round_trip():
     assert LabelRanges.from_dict(RANGES.to_dict()) == RANGES
 
 
-@pytest.mark.parametrize("args", [(1, 1, -3, 3), (5, 1, -3, 3), (0, 12, 3, -3), (0, 12, 0, 0),
-                                  (math.nan, 12, -3, 3), (0, 12, -3, math.nan)])
+@pytest.mark.parametrize(
+    "args", [(1, 1, -3, 3), (5, 1, -3, 3), (0, 12, 3, -3), (0, 12, 0, 0), (math.nan, 12, -3, 3), (0, 12, -3, math.nan)]
+)
 def test_bad_label_ranges_are_rejected(args):
     with pytest.raises(ValueError, match="increasing|finite"):
         LabelRanges(*args)
 
 
-@pytest.mark.parametrize("d", [{}, {"v": [0, 1]}, {"v": [0], "w": [0, 1]}, {"v": "ab", "w": [0, 1]},
-                               {"v": [0, 1], "w": [1, 0]}, None])
+@pytest.mark.parametrize(
+    "d", [{}, {"v": [0, 1]}, {"v": [0], "w": [0, 1]}, {"v": "ab", "w": [0, 1]}, {"v": [0, 1], "w": [1, 0]}, None]
+)
 def test_bad_label_range_dicts_are_rejected(d):
     with pytest.raises(ValueError):
         LabelRanges.from_dict(d)
@@ -208,8 +213,11 @@ def test_bad_model_files(tmp_path):
     cases["no metadata"] = (tmp_path / "nometa.safetensors", "not a pilotnet_brain model")
     save_file(_state(PilotNet()), str(tmp_path / "arch.safetensors"), metadata=_meta(architecture="resnet"))
     cases["architecture"] = (tmp_path / "arch.safetensors", "architecture 'resnet'")
-    save_file(_state(PilotNet()), str(tmp_path / "ranges.safetensors"),
-              metadata=_meta(label_ranges={"v": [3, 1], "w": [0, 1]}))
+    save_file(
+        _state(PilotNet()),
+        str(tmp_path / "ranges.safetensors"),
+        metadata=_meta(label_ranges={"v": [3, 1], "w": [0, 1]}),
+    )
     cases["ranges"] = (tmp_path / "ranges.safetensors", "label ranges")
     state = _state(PilotNet())
     state.pop("regressor.0.bias")
@@ -284,9 +292,9 @@ def test_torch_backend_predicts_physical_units_with_the_files_ranges(model_file,
 
 
 def test_missing_torch_gives_backend_unavailable_naming_the_install(model_file, monkeypatch):
-    from pilotnet_brain.backends.torch_backend import require_torch
+    from pilotnet_brain.runtime.torch_fp32 import require_torch
 
-    monkeypatch.setitem(sys.modules, "torch", None)       # `import torch` now raises ImportError
+    monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` now raises ImportError
     for call in (require_torch, lambda: make_backend("torch_fp32", model_file)):
         with pytest.raises(BackendUnavailable, match="PyTorch is not installed") as info:
             call()
@@ -334,7 +342,7 @@ def test_brain_clamps_commands(model_file, world, monkeypatch):
 
 # --- training --------------------------------------------------------------------------------------
 def test_tiny_training_run_lowers_the_loss_and_writes_its_files(expert_frames, tmp_path):
-    assert np.ptp(expert_frames.labels[:, 1]) > 0.5         # the expert labels vary (turns both ways)
+    assert np.ptp(expert_frames.labels[:, 1]) > 0.5  # the expert labels vary (turns both ways)
     out = tmp_path / "out" / "pilot.safetensors"
     config = TrainConfig(epochs=3, batch_size=8, augment=True, threads=1, seed=0)
     summary = train(expert_frames, out, config, data_description={"test": True}, show_progress=False)
@@ -361,12 +369,12 @@ def test_block_split_keeps_whole_blocks():
     mask = block_split(1000, 0.2, block=100, seed=3)
     assert mask.shape == (1000,) and mask.dtype == bool
     blocks = mask.reshape(10, 100)
-    assert np.all(blocks.all(axis=1) | (~blocks).all(axis=1))    # each block entirely in or out
+    assert np.all(blocks.all(axis=1) | (~blocks).all(axis=1))  # each block entirely in or out
     assert blocks.all(axis=1).sum() == 2
-    assert np.array_equal(mask, block_split(1000, 0.2, block=100, seed=3))     # seeded
+    assert np.array_equal(mask, block_split(1000, 0.2, block=100, seed=3))  # seeded
     # A partial last block counts as a block too.
     mask = block_split(250, 0.34, block=100, seed=0)
-    assert all(len(set(mask[s:s + 100])) == 1 for s in (0, 100, 200))
+    assert all(len(set(mask[s : s + 100])) == 1 for s in (0, 100, 200))
     assert 0 < mask.sum() < 250
     # One block (or none): nothing to validate on, everything trains.
     assert not block_split(120, 0.3, block=150).any()
@@ -377,16 +385,16 @@ def test_turn_weights_up_weight_rare_sharp_turns():
     w = np.concatenate([np.zeros(80), np.full(10, 0.05), np.full(5, 2.5), np.full(5, -2.5)])
     weights = turn_weights(w)
     assert weights.shape == w.shape
-    assert np.all(weights[:90] == 1.0)              # the common bin (|w| < 2.5/15)
-    assert np.all(weights[90:] == 8.0)              # 90/10 = 9, capped at 8
-    assert weights[92] == weights[97]               # left and right turns alike
+    assert np.all(weights[:90] == 1.0)  # the common bin (|w| < 2.5/15)
+    assert np.all(weights[90:] == 8.0)  # 90/10 = 9, capped at 8
+    assert weights[92] == weights[97]  # left and right turns alike
     assert np.all(turn_weights(w, cap=100.0)[90:] == 9.0)
     assert np.all(turn_weights(np.zeros(5)) == 1.0)
 
 
 # --- offline evaluation ----------------------------------------------------------------------------
 def test_offline_score_on_hand_made_predictions():
-    r = DEFAULT_LABEL_RANGES   # v 0..12 m/s, w -3..3 rad/s
+    r = DEFAULT_LABEL_RANGES  # v 0..12 m/s, w -3..3 rad/s
     labels = np.array([[6, 0], [12, 3], [0, -3], [6, 1.5]], np.float32)
     frames = FrameSet(np.zeros((4, 66, 200, 3), np.uint8), labels, np.array([0, 0, 1, 1]), ["a_ccw", "b_cw"])
     errors = np.array([[0.1, 0.0], [0.0, -0.2], [0.3, 0.1], [0.0, 0.0]], np.float32)
@@ -406,8 +414,10 @@ def test_offline_score_on_hand_made_predictions():
 
 
 # --- the shipped weights ---------------------------------------------------------------------------
-@pytest.mark.skipif(not SHIPPED_MODEL.is_file(),
-                    reason=f"shipped weights {SHIPPED_MODEL.name} not in the package yet (trained with `make model`)")
+@pytest.mark.skipif(
+    not SHIPPED_MODEL.is_file(),
+    reason=f"shipped weights {SHIPPED_MODEL.name} not in the package yet (trained with `make model`)",
+)
 def test_shipped_weights_load_and_predict_sensibly(world):
     backend = make_backend("torch_fp32", SHIPPED_MODEL, threads=1)
     assert backend.metadata["architecture"] == ARCHITECTURE
@@ -419,7 +429,7 @@ def test_shipped_weights_load_and_predict_sensibly(world):
     assert np.all((pred[:, 0] >= r.v_min) & (pred[:, 0] <= r.v_max)), pred
     assert np.all((pred[:, 1] >= r.w_min) & (pred[:, 1] <= r.w_max)), pred
     assert pred[:, 0].min() > 0.5, "the shipped model should drive, not stand still, on the track"
-    cmd = PilotNetBrain(threads=1).step(frames[0], 0.0).command           # the default model path
+    cmd = PilotNetBrain(threads=1).step(frames[0], 0.0).command  # the default model path
     assert cmd.is_finite
 
 
@@ -427,7 +437,7 @@ def test_weighted_mse_equals_mse_at_weight_one_and_emphasises_steering():
     import torch
     import torch.nn.functional as F
 
-    from pilotnet_brain.pilotnet.train import _weighted_mse
+    from pilotnet_brain.train.trainer import _weighted_mse
 
     pred = torch.tensor([[0.5, 0.2], [0.1, 0.9]])
     target = torch.tensor([[0.4, 0.4], [0.1, 0.5]])
@@ -439,26 +449,36 @@ def test_weighted_mse_equals_mse_at_weight_one_and_emphasises_steering():
 # --- DAgger: another brain drives, the expert labels -------------------------------------------------
 class _VeerLeftBrain:
     """Drives straight off the road: the states a learned brain drifts into, labelled by the expert."""
+
     name = "veer_left"
 
     def reset(self):
         pass
 
     def step(self, image_rgb, stamp_s):
-        from pilotnet_brain.brains.base import BrainOutput, Command
+        from pilotnet_brain.control import BrainOutput, Command
+
         return BrainOutput(Command(3.0, 1.2))
 
 
 def test_dagger_recording_labels_the_drivers_frames_with_the_expert(tmp_path):
-    from pilotnet_brain.dataset import PerturbationSettings, read_sequence, record_dataset
-    from pilotnet_brain.pilotnet.data import load_frames
+    from pilotnet_brain.data.frames import load_frames
+    from pilotnet_brain.data.recording import PerturbationSettings, read_sequence, record_dataset
 
     out = tmp_path / "dagger"
-    summary = record_dataset(out, ["simple_circuit"], ["ccw"], seed=0, laps=1,
-                             perturbation=PerturbationSettings(rate_per_s=0.0), show_progress=False,
-                             driver=_VeerLeftBrain(), driver_description={"brain": "veer_left"})
+    summary = record_dataset(
+        out,
+        ["simple_circuit"],
+        ["ccw"],
+        seed=0,
+        laps=1,
+        perturbation=PerturbationSettings(rate_per_s=0.0),
+        show_progress=False,
+        driver=_VeerLeftBrain(),
+        driver_description={"brain": "veer_left"},
+    )
     seq = summary["sequences"][0]
-    assert seq["lap_end_reasons"] == ["off_track"]        # the driver's lost lap ends, its frames are kept
+    assert seq["lap_end_reasons"] == ["off_track"]  # the driver's lost lap ends, its frames are kept
     assert 3 <= seq["frames"] < 400
     meta = json.loads((out / "dataset.json").read_text())
     assert meta["driver"] == {"brain": "veer_left"} and meta["labels"] == "explicit"
@@ -471,11 +491,15 @@ def test_dagger_recording_labels_the_drivers_frames_with_the_expert(tmp_path):
 
 
 def test_concat_frame_sets_keeps_sequences_apart_and_circuits_known():
-    from pilotnet_brain.pilotnet.data import concat_frame_sets
+    from pilotnet_brain.data.frames import concat_frame_sets
 
     def frames(n, names):
-        return FrameSet(np.zeros((n, 66, 200, 3), np.uint8), np.full((n, 2), n, np.float32),
-                        np.arange(n, dtype=np.int32) % len(names), names)
+        return FrameSet(
+            np.zeros((n, 66, 200, 3), np.uint8),
+            np.full((n, 2), n, np.float32),
+            np.arange(n, dtype=np.int32) % len(names),
+            names,
+        )
 
     a = frames(4, ["many_curves_ccw", "nurburgring_cw"])
     b = frames(3, ["many_curves_ccw"])
@@ -489,17 +513,25 @@ def test_concat_frame_sets_keeps_sequences_apart_and_circuits_known():
 
 
 def test_training_on_two_dataset_directories(tmp_path):
-    from pilotnet_brain.dataset import PerturbationSettings, record_dataset
-    from pilotnet_brain.pilotnet.train import train_from_directory
+    from pilotnet_brain.data.recording import PerturbationSettings, record_dataset
+    from pilotnet_brain.train.trainer import train_from_directory
 
     dirs = []
     for name, seed in (("expert_like", 0), ("dagger", 1)):
-        record_dataset(tmp_path / name, ["simple_circuit"], ["ccw"], seed=seed, show_progress=False,
-                       perturbation=PerturbationSettings(rate_per_s=0.0), driver=_VeerLeftBrain())
+        record_dataset(
+            tmp_path / name,
+            ["simple_circuit"],
+            ["ccw"],
+            seed=seed,
+            show_progress=False,
+            perturbation=PerturbationSettings(rate_per_s=0.0),
+            driver=_VeerLeftBrain(),
+        )
         dirs.append(tmp_path / name)
     out = tmp_path / "both.safetensors"
-    summary = train_from_directory(dirs, out, TrainConfig(epochs=1, batch_size=8, threads=1, seed=0,
-                                                          val_fraction=0.0), show_progress=False)
+    summary = train_from_directory(
+        dirs, out, TrainConfig(epochs=1, batch_size=8, threads=1, seed=0, val_fraction=0.0), show_progress=False
+    )
     frames = [json.loads((d / "dataset.json").read_text())["frames"] for d in dirs]
     assert summary["train_frames"] + summary["val_frames"] == sum(frames)
     data = read_metadata(out)["training"]["data"]

@@ -1,12 +1,13 @@
 """The shipped PilotNet weights drive a held-out circuit end to end on the embedded simulator."""
+
 import pytest
 
 pytest.importorskip("torch")
 
 from pilotnet_brain.brains.pilotnet import SHIPPED_MODEL, PilotNetBrain  # noqa: E402
-from pilotnet_brain.circuits import load_circuit  # noqa: E402
-from pilotnet_brain.metrics import compute_metrics  # noqa: E402
-from pilotnet_brain.simulator import SimConfig, World, run_episode  # noqa: E402
+from pilotnet_brain.evaluation.metrics import compute_metrics  # noqa: E402
+from pilotnet_brain.sim.circuits import load_circuit  # noqa: E402
+from pilotnet_brain.sim.world import SimConfig, World, run_episode  # noqa: E402
 
 
 @pytest.mark.skipif(not SHIPPED_MODEL.exists(), reason=f"no shipped weights at {SHIPPED_MODEL}")

@@ -1,4 +1,5 @@
 """The one preprocessing path: shape/range, the crop, bad frames, and training == offline eval == brain."""
+
 import csv
 import math
 
@@ -6,15 +7,21 @@ import cv2
 import numpy as np
 import pytest
 
-from pilotnet_brain.circuits import load_circuit
-from pilotnet_brain.dataset import CSV_COLUMNS, PNG_COMPRESSION
-from pilotnet_brain.preprocessing import (
-    FRAME_HEIGHT, FRAME_WIDTH, INPUT_SHAPE, ImageError, crop_and_resize, preprocess, preprocess_batch,
+from pilotnet_brain.data.recording import CSV_COLUMNS, PNG_COMPRESSION
+from pilotnet_brain.errors import ImageError
+from pilotnet_brain.model.preprocessing import (
+    FRAME_HEIGHT,
+    FRAME_WIDTH,
+    INPUT_SHAPE,
+    crop_and_resize,
+    preprocess,
+    preprocess_batch,
     to_network_input,
 )
-from pilotnet_brain.camera import Appearance
-from pilotnet_brain.simulator import World
-from pilotnet_brain.vehicle import VehicleState
+from pilotnet_brain.sim.camera import Appearance
+from pilotnet_brain.sim.circuits import load_circuit
+from pilotnet_brain.sim.vehicle import VehicleState
+from pilotnet_brain.sim.world import World
 
 torch = pytest.importorskip("torch")
 torch.set_num_threads(1)
@@ -53,16 +60,19 @@ def write_sequence(seq_dir, frames, labels):
         writer.writerow(CSV_COLUMNS)
         for i, (frame, (v, w)) in enumerate(zip(frames, labels)):
             name = f"images/{i:06d}.png"
-            assert cv2.imwrite(str(seq_dir / name), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR),
-                               [cv2.IMWRITE_PNG_COMPRESSION, PNG_COMPRESSION])
+            assert cv2.imwrite(
+                str(seq_dir / name),
+                cv2.cvtColor(frame, cv2.COLOR_RGB2BGR),
+                [cv2.IMWRITE_PNG_COMPRESSION, PNG_COMPRESSION],
+            )
             writer.writerow([name, f"{v:.6g}", f"{w:.6g}", 0, 0, 0, 0, round(i / 30, 4), 0])
 
 
 @pytest.fixture
 def tiny_model(tmp_path):
-    from pilotnet_brain.pilotnet.labels import DEFAULT_LABEL_RANGES
-    from pilotnet_brain.pilotnet.model import PilotNet
-    from pilotnet_brain.pilotnet.weights import save_model
+    from pilotnet_brain.model.labels import DEFAULT_LABEL_RANGES
+    from pilotnet_brain.model.network import PilotNet
+    from pilotnet_brain.model.weights import save_model
 
     torch.manual_seed(0)
     return save_model(PilotNet().eval(), tmp_path / "model" / "m.safetensors", DEFAULT_LABEL_RANGES)
@@ -75,7 +85,7 @@ def test_preprocess_shape_dtype_range(frames):
     assert x.dtype == np.float32
     assert x.flags.c_contiguous
     assert 0.0 <= x.min() and x.max() <= 1.0
-    assert x.max() > 0.5 and x.std() > 0.01         # a real image, not blank
+    assert x.max() > 0.5 and x.std() > 0.01  # a real image, not blank
     small = crop_and_resize(frames[0])
     assert small.shape == (66, 200, 3) and small.dtype == np.uint8
 
@@ -108,9 +118,9 @@ def test_non_contiguous_views_give_the_same_result(frames):
 def test_top_half_has_no_effect(frames):
     frame = frames[0].copy()
     base = preprocess(frame)
-    frame[:FRAME_HEIGHT // 2] = 0                                  # wipe the whole top half (sky) ...
-    frame[100:140, 300:340] = (255, 0, 255)                       # ... and paint a marker in it
-    frame[FRAME_HEIGHT // 2 - 1] = 255                            # the last row above the crop
+    frame[: FRAME_HEIGHT // 2] = 0  # wipe the whole top half (sky) ...
+    frame[100:140, 300:340] = (255, 0, 255)  # ... and paint a marker in it
+    frame[FRAME_HEIGHT // 2 - 1] = 255  # the last row above the crop
     assert np.array_equal(preprocess(frame), base)
 
 
@@ -135,16 +145,19 @@ def test_top_of_the_lower_half_feeds_the_first_output_row(frames):
 
 
 # --- bad frames ------------------------------------------------------------------------------------
-@pytest.mark.parametrize("bad, words", [
-    (np.zeros((FRAME_HEIGHT, FRAME_WIDTH, 3), np.float32), ["uint8", "float32"]),
-    (np.zeros((FRAME_HEIGHT, FRAME_WIDTH, 3), np.uint16), ["uint8", "uint16"]),
-    (np.zeros((240, 320, 3), np.uint8), ["480x640x3", "(240, 320, 3)"]),
-    (np.zeros((FRAME_HEIGHT, FRAME_WIDTH), np.uint8), ["480x640x3", "(480, 640)"]),           # grayscale
-    (np.zeros((FRAME_HEIGHT, FRAME_WIDTH, 4), np.uint8), ["480x640x3", "(480, 640, 4)"]),     # RGBA
-    (np.zeros((FRAME_WIDTH, FRAME_HEIGHT, 3), np.uint8), ["480x640x3", "(640, 480, 3)"]),     # transposed
-    ([[0, 0, 0]] * 3, ["numpy", "list"]),
-    (None, ["numpy", "NoneType"]),
-])
+@pytest.mark.parametrize(
+    "bad, words",
+    [
+        (np.zeros((FRAME_HEIGHT, FRAME_WIDTH, 3), np.float32), ["uint8", "float32"]),
+        (np.zeros((FRAME_HEIGHT, FRAME_WIDTH, 3), np.uint16), ["uint8", "uint16"]),
+        (np.zeros((240, 320, 3), np.uint8), ["480x640x3", "(240, 320, 3)"]),
+        (np.zeros((FRAME_HEIGHT, FRAME_WIDTH), np.uint8), ["480x640x3", "(480, 640)"]),  # grayscale
+        (np.zeros((FRAME_HEIGHT, FRAME_WIDTH, 4), np.uint8), ["480x640x3", "(480, 640, 4)"]),  # RGBA
+        (np.zeros((FRAME_WIDTH, FRAME_HEIGHT, 3), np.uint8), ["480x640x3", "(640, 480, 3)"]),  # transposed
+        ([[0, 0, 0]] * 3, ["numpy", "list"]),
+        (None, ["numpy", "NoneType"]),
+    ],
+)
 def test_bad_frames_raise_image_error_with_a_helpful_message(bad, words):
     for fn in (preprocess, crop_and_resize):
         with pytest.raises(ImageError) as info:
@@ -158,11 +171,11 @@ def test_bad_frames_raise_image_error_with_a_helpful_message(bad, words):
 
 # --- training == offline evaluation == brain, bit for bit ------------------------------------------
 def test_training_offline_eval_and_brain_paths_are_bit_identical(frames, tmp_path, tiny_model, monkeypatch):
-    from pilotnet_brain.backends.base import Backend
     from pilotnet_brain.brains.pilotnet import PilotNetBrain
-    from pilotnet_brain.pilotnet.data import CACHE_NAME, load_frames
-    from pilotnet_brain.pilotnet.labels import DEFAULT_LABEL_RANGES
-    from pilotnet_brain.pilotnet.offline_eval import predict_frames
+    from pilotnet_brain.data.frames import CACHE_NAME, load_frames
+    from pilotnet_brain.evaluation.offline import predict_frames
+    from pilotnet_brain.model.labels import DEFAULT_LABEL_RANGES
+    from pilotnet_brain.runtime.base import Backend
 
     expected = np.stack([preprocess(f) for f in frames])
     labels = [(10.0 + 0.1 * i, 0.05 * i - 0.1) for i in range(len(frames))]
@@ -208,7 +221,7 @@ def test_training_offline_eval_and_brain_paths_are_bit_identical(frames, tmp_pat
     seen = np.concatenate(spy.seen)
     assert seen.dtype == np.float32
     assert np.array_equal(seen, expected)
-    assert np.array_equal(out[:, 0], expected.mean(axis=(1, 2, 3)))   # outputs kept in frame order
+    assert np.array_equal(out[:, 0], expected.mean(axis=(1, 2, 3)))  # outputs kept in frame order
 
     # (3) The brain (what the ROS node runs): the batch PilotNetBrain.step gives its backend.
     brain = PilotNetBrain(model_path=tiny_model, threads=1)
@@ -229,7 +242,7 @@ def test_training_offline_eval_and_brain_paths_are_bit_identical(frames, tmp_pat
 
 
 def test_cache_is_rebuilt_when_data_csv_changes(frames, tmp_path):
-    from pilotnet_brain.pilotnet.data import load_frames
+    from pilotnet_brain.data.frames import load_frames
 
     seq = tmp_path / "data" / "simple_circuit_ccw"
     write_sequence(seq, frames[:2], [(5.0, 0.1), (6.0, -0.2)])
@@ -240,7 +253,7 @@ def test_cache_is_rebuilt_when_data_csv_changes(frames, tmp_path):
 
 
 def test_load_frames_without_data_says_how_to_record(tmp_path):
-    from pilotnet_brain.pilotnet.data import load_frames
+    from pilotnet_brain.data.frames import load_frames
 
     with pytest.raises(FileNotFoundError, match="record"):
         load_frames(tmp_path)

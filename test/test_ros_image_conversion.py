@@ -1,11 +1,12 @@
 """numpy <-> sensor_msgs/Image conversion: round trips, and a specific error for every bad image."""
+
 import numpy as np
 import pytest
 
 pytest.importorskip("rclpy")
 pytest.importorskip("sensor_msgs.msg")
 
-from pilotnet_brain.preprocessing import ImageError  # noqa: E402
+from pilotnet_brain.errors import ImageError  # noqa: E402
 from pilotnet_brain.ros import image_conversion as ic  # noqa: E402
 
 
@@ -72,8 +73,9 @@ def bad_messages():
     }
 
 
-@pytest.mark.parametrize("case", ["mono8", "wrong_size", "empty", "unknown_encoding", "step_mismatch",
-                                  "data_size_mismatch"])
+@pytest.mark.parametrize(
+    "case", ["mono8", "wrong_size", "empty", "unknown_encoding", "step_mismatch", "data_size_mismatch"]
+)
 def test_bad_images_raise_specific_errors(case):
     msg, error, words = bad_messages()[case]
     with pytest.raises(error, match=words) as info:

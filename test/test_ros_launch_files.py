@@ -4,6 +4,7 @@
 names, parameters files, launch arguments and the LARGE_DATA environment must match launcher.py and
 setup.py. Where launch_ros imports (a ROS 2 install), the descriptions are also built for real.
 """
+
 import ast
 import re
 from pathlib import Path
@@ -82,12 +83,13 @@ def test_simulation_launch_matches_launcher(tmp_path):
     env = [(c.args[0].value, c.args[1].value) for c in calls(tree, "SetEnvironmentVariable")]
     assert env == list(launcher.topics.FASTDDS_ENV.items())
     # the launcher passes the same parameter names, with the same files
-    graph = launcher.simulation_graph("simple_circuit", "cw", "explicit", clock="lockstep", out_dir=tmp_path,
-                                      timeout=5.0, domain_id=50)
+    graph = launcher.simulation_graph(
+        "simple_circuit", "cw", "explicit", clock="lockstep", out_dir=tmp_path, timeout=5.0, domain_id=50
+    )
     argv = {p.name: p.argv for p in graph.processes}
     assert set(argv) == set(launcher.NODE_MODULES)
     for exe, a in argv.items():
-        assert a[a.index("--ros-args"):][:3] == ["--ros-args", "-r", f"__node:={exe}"]
+        assert a[a.index("--ros-args") :][:3] == ["--ros-args", "-r", f"__node:={exe}"]
         passed = {x.split(":=")[0] for i, x in enumerate(a) if i and a[i - 1] == "-p"}
         assert passed <= set(known[exe]), exe
         launch_names = dict_keys(kw(found[exe], "parameters"))

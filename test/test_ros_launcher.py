@@ -1,4 +1,5 @@
 """The launcher brings the real graph up over DDS, gets the metrics, and leaves no process behind."""
+
 import json
 import os
 import signal
@@ -12,6 +13,7 @@ import pytest
 pytest.importorskip("rclpy")
 
 from conftest import unique_domain_id  # noqa: E402
+
 from pilotnet_brain.ros import launcher  # noqa: E402
 
 MARK = "PILOTNET_TEST_RUN_MARK"
@@ -38,15 +40,23 @@ def mark_processes(monkeypatch, tmp_path):
 
 def test_run_simulation_short_run_and_clean_teardown(tmp_path):
     out = tmp_path / "run"
-    r = launcher.run_simulation("simple_circuit", "ccw", "explicit", clock="lockstep", out_dir=out, timeout=4.0,
-                                domain_id=unique_domain_id(60), wall_timeout=90)
+    r = launcher.run_simulation(
+        "simple_circuit",
+        "ccw",
+        "explicit",
+        clock="lockstep",
+        out_dir=out,
+        timeout=4.0,
+        domain_id=unique_domain_id(60),
+        wall_timeout=90,
+    )
     m = r["metrics"]
     assert r["metrics_path"] == out / "simple_circuit_ccw_explicit.json"
     assert json.loads(r["metrics_path"].read_text()) == m
     assert m["end_reason"] == "timeout" and m["brain"] == "explicit"
     assert m["completed_distance_m"] > 20 and m["off_track_events"] == 0
     assert m["brain_iteration_frequency_hz"] > 30 and m["lockstep_timeouts"] == 0
-    assert m["odometry_samples"] >= 400          # every physics step arrived
+    assert m["odometry_samples"] >= 400  # every physics step arrived
     assert abs(m["sim_time_s"] - 4.0) < 0.02
     assert (out / "summary.csv").read_text().count("\n") == 2
     assert r["bag_path"] is None
@@ -60,14 +70,21 @@ def test_node_failure_fails_the_run_fast_and_cleans_up(tmp_path):
     bad.write_text("brain_node:\n  ros__parameters:\n    brain: explicit\n    device: tpu\n")
     t0 = time.monotonic()
     with pytest.raises(launcher.LaunchError, match="brain_node exited with code 2(.|\n)*tpu"):
-        launcher.run_simulation("simple_circuit", "ccw", bad, out_dir=tmp_path / "run", timeout=2.0,
-                                domain_id=unique_domain_id(60), wall_timeout=60)
+        launcher.run_simulation(
+            "simple_circuit",
+            "ccw",
+            bad,
+            out_dir=tmp_path / "run",
+            timeout=2.0,
+            domain_id=unique_domain_id(60),
+            wall_timeout=60,
+        )
     assert time.monotonic() - t0 < 30
     assert processes_mentioning(str(tmp_path / "run")) == []
 
 
 def test_unknown_brain_parameter_refused_before_start(tmp_path):
-    from pilotnet_brain.sim_config import ConfigError
+    from pilotnet_brain.errors import ConfigError
 
     bad = tmp_path / "typo.yaml"
     bad.write_text("brain_node:\n  ros__parameters:\n    brain: explicit\n    max_speed: 3.0\n")
@@ -78,9 +95,26 @@ def test_unknown_brain_parameter_refused_before_start(tmp_path):
 def test_ctrl_c_of_the_launcher_leaves_no_orphans(tmp_path):
     out = tmp_path / "run"
     env = dict(os.environ, ROS_DOMAIN_ID=str(unique_domain_id(60)))
-    proc = subprocess.Popen([sys.executable, "-m", "pilotnet_brain.cli", "launch", "simulation",
-                             "--circuit", "simple_circuit", "--clock", "realtime", "--timeout", "60",
-                             "--out", str(out)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pilotnet_brain.cli",
+            "launch",
+            "simulation",
+            "--circuit",
+            "simple_circuit",
+            "--clock",
+            "realtime",
+            "--timeout",
+            "60",
+            "--out",
+            str(out),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     try:
         deadline = time.monotonic() + 40
         sim_log = out / "logs" / "sim_node.log"

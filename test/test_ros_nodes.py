@@ -1,4 +1,5 @@
 """brain_node and sim_node over REAL DDS (no mocks): each test has its own rclpy context and ROS_DOMAIN_ID."""
+
 import os
 import subprocess
 import sys
@@ -9,15 +10,14 @@ import pytest
 
 rclpy = pytest.importorskip("rclpy")
 
+from conftest import unique_domain_id  # noqa: E402
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 
-from conftest import unique_domain_id  # noqa: E402
-
 
 def camera_frame():
-    from pilotnet_brain.circuits import load_circuit
-    from pilotnet_brain.simulator import World
+    from pilotnet_brain.sim.circuits import load_circuit
+    from pilotnet_brain.sim.world import World
 
     return World(load_circuit("simple_circuit")).render()
 
@@ -46,8 +46,12 @@ def test_brain_node_drives_sim_node_lockstep(ctx):
     from pilotnet_brain.ros.brain_node import BrainNode
     from pilotnet_brain.ros.sim_node import SimNode
 
-    sim = SimNode(context=ctx, parameter_overrides=params(circuit="simple_circuit", clock="lockstep",
-                                                           timeout=3.0, linger=0.0, startup_timeout=20.0))
+    sim = SimNode(
+        context=ctx,
+        parameter_overrides=params(
+            circuit="simple_circuit", clock="lockstep", timeout=3.0, linger=0.0, startup_timeout=20.0
+        ),
+    )
     brain = BrainNode(context=ctx, parameter_overrides=params(brain="explicit"))
     ex = SingleThreadedExecutor(context=ctx)
     ex.add_node(sim)
@@ -56,10 +60,10 @@ def test_brain_node_drives_sim_node_lockstep(ctx):
         sim.start()
         assert spin_until(ex, sim.finished.is_set, 40.0), "simulation did not finish"
         assert sim.end_reason == "timeout"
-        assert brain.frames >= 85 and sim.frame_count >= 90          # 3 s at 30 Hz
-        assert sim.lockstep_timeouts == 0                             # every frame got its command
+        assert brain.frames >= 85 and sim.frame_count >= 90  # 3 s at 30 Hz
+        assert sim.lockstep_timeouts == 0  # every frame got its command
         assert len(sim.latencies) == sim.frame_count
-        assert sim.world.progress_m > 15.0                            # the car moved along the road
+        assert sim.world.progress_m > 15.0  # the car moved along the road
         assert abs(sim.world.lateral_offset_m) < 1.5
     finally:
         sim.stop()
@@ -79,8 +83,9 @@ class _Harness:
         self.node = rclpy.create_node("harness", context=ctx)
         self.pub = self.node.create_publisher(Image, "/F1ROS/cameraL/image_raw", qos_profile_sensor_data)
         self.cmds = []
-        self.node.create_subscription(Twist, "/F1ROS/cmd_vel",
-                                      lambda m: self.cmds.append((time.monotonic(), m.linear.x, m.angular.z)), 10)
+        self.node.create_subscription(
+            Twist, "/F1ROS/cmd_vel", lambda m: self.cmds.append((time.monotonic(), m.linear.x, m.angular.z)), 10
+        )
 
 
 def test_watchdog_publishes_zero_once_when_images_stop(ctx):
@@ -95,11 +100,13 @@ def test_watchdog_publishes_zero_once_when_images_stop(ctx):
     ex.add_node(h.node)
     msg = image_to_msg(camera_frame(), frame_id="cam")
     try:
-        assert spin_until(ex, lambda: h.pub.get_subscription_count() > 0 and brain.cmd_pub.get_subscription_count() > 0, 10)
+        assert spin_until(
+            ex, lambda: h.pub.get_subscription_count() > 0 and brain.cmd_pub.get_subscription_count() > 0, 10
+        )
         last_pub = None
         t_end = time.monotonic() + 0.6
         i = 0
-        while time.monotonic() < t_end:          # 30 Hz for 0.6 s
+        while time.monotonic() < t_end:  # 30 Hz for 0.6 s
             msg.header.stamp.sec, msg.header.stamp.nanosec = 0, i * 33_000_000
             h.pub.publish(msg)
             last_pub = time.monotonic()
@@ -153,7 +160,9 @@ def test_bad_images_are_skipped_logged_once_and_node_keeps_running(ctx, capfd):
     ex.add_node(h.node)
     good, bad = _bad_messages()
     try:
-        assert spin_until(ex, lambda: h.pub.get_subscription_count() > 0 and brain.cmd_pub.get_subscription_count() > 0, 10)
+        assert spin_until(
+            ex, lambda: h.pub.get_subscription_count() > 0 and brain.cmd_pub.get_subscription_count() > 0, 10
+        )
         for n, (name, msg) in enumerate(bad.items(), start=1):
             for _ in range(20):  # best effort: resend until the node has seen it
                 h.pub.publish(msg)
@@ -171,12 +180,12 @@ def test_bad_images_are_skipped_logged_once_and_node_keeps_running(ctx, capfd):
         brain.destroy_node()
         h.node.destroy_node()
     err = capfd.readouterr().err
-    assert err.count("skipping bad image") == 1, err          # one log per burst
+    assert err.count("skipping bad image") == 1, err  # one log per burst
     assert "monochrome" in err and "good image again after 5 bad image(s) skipped" in err
 
 
 def test_nan_command_becomes_stop_with_error(ctx, capfd):
-    from pilotnet_brain.brains import BrainOutput, Command
+    from pilotnet_brain.control import BrainOutput, Command
     from pilotnet_brain.ros.brain_node import BrainNode
     from pilotnet_brain.ros.image_conversion import image_to_msg
 
@@ -201,16 +210,16 @@ def test_nan_command_becomes_stop_with_error(ctx, capfd):
 
 
 def test_unknown_parameter_is_a_clear_error(ctx):
+    from pilotnet_brain.errors import ConfigError
     from pilotnet_brain.ros.brain_node import BrainNode
-    from pilotnet_brain.sim_config import ConfigError
 
     with pytest.raises(ConfigError, match="unknown parameter.*max_speed"):
         BrainNode(context=ctx, parameter_overrides=params(brain="explicit", max_speed=3.0))
 
 
 def test_yaml_with_unknown_parameter_is_refused(tmp_path):
+    from pilotnet_brain.errors import ConfigError
     from pilotnet_brain.ros.brain_node import load_brain_parameters
-    from pilotnet_brain.sim_config import ConfigError
 
     bad = tmp_path / "bad.yaml"
     bad.write_text("brain_node:\n  ros__parameters:\n    brain: explicit\n    max_sped: 3.0\n")
@@ -223,9 +232,22 @@ def test_cuda_without_gpu_refuses_to_start_cleanly():
     if torch.cuda.is_available():
         pytest.skip("a GPU is present: the refusal cannot be shown here")
     env = dict(os.environ, ROS_DOMAIN_ID=str(unique_domain_id()))
-    r = subprocess.run([sys.executable, "-m", "pilotnet_brain.ros.brain_node", "--ros-args",
-                        "-p", "brain:=pilotnet", "-p", "device:=cuda"],
-                       env=env, capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pilotnet_brain.ros.brain_node",
+            "--ros-args",
+            "-p",
+            "brain:=pilotnet",
+            "-p",
+            "device:=cuda",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 2
     assert "cannot start" in r.stderr and "cuda" in r.stderr and "Traceback" not in r.stderr
 
@@ -233,15 +255,21 @@ def test_cuda_without_gpu_refuses_to_start_cleanly():
 def test_lockstep_over_dds_with_fixed_latency_matches_the_embedded_simulator(ctx):
     """With a fixed latency the ROS lock-step run is bit-identical to simulator.run_episode."""
     from pilotnet_brain.brains import make_brain
-    from pilotnet_brain.circuits import load_circuit
     from pilotnet_brain.ros.brain_node import BrainNode
     from pilotnet_brain.ros.sim_node import SimNode
-    from pilotnet_brain.simulator import SimConfig, World, run_episode
+    from pilotnet_brain.sim.circuits import load_circuit
+    from pilotnet_brain.sim.world import SimConfig, World, run_episode
 
-    log = run_episode(World(load_circuit("montmelo", direction="cw"), SimConfig(latency_s=0.02, timeout_s=2.0)),
-                      make_brain("explicit"))
-    sim = SimNode(context=ctx, parameter_overrides=params(circuit="montmelo", direction="cw", clock="lockstep",
-                                                           latency=0.02, timeout=2.0, linger=0.0))
+    log = run_episode(
+        World(load_circuit("montmelo", direction="cw"), SimConfig(latency_s=0.02, timeout_s=2.0)),
+        make_brain("explicit"),
+    )
+    sim = SimNode(
+        context=ctx,
+        parameter_overrides=params(
+            circuit="montmelo", direction="cw", clock="lockstep", latency=0.02, timeout=2.0, linger=0.0
+        ),
+    )
     brain = BrainNode(context=ctx, parameter_overrides=params(brain="explicit"))
     ex = SingleThreadedExecutor(context=ctx)
     ex.add_node(sim)
@@ -280,7 +308,8 @@ def test_a_node_whose_ros_teardown_hangs_still_exits_with_its_code(tmp_path):
         "    def destroy_node(self):\n"
         "        time.sleep(60)\n"
         "raise SystemExit(node_runtime.run_node('stuck', lambda: Stuck('stuck'), lambda: (),\n"
-        "                                       done=lambda node: True, exit_code=lambda node: 3))\n")
+        "                                       done=lambda node: True, exit_code=lambda node: 3))\n"
+    )
     env = dict(os.environ, ROS_DOMAIN_ID=str(unique_domain_id()))
     t0 = time.monotonic()
     proc = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=30)

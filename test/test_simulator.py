@@ -1,14 +1,15 @@
 """Simulator: clocks, latency, end conditions and frame hooks, driven by small fake brains."""
+
 import random
 import time
 
 import numpy as np
 import pytest
 
-from pilotnet_brain.brains.base import BrainOutput, Command
 from pilotnet_brain.brains.explicit import ExplicitBrain
-from pilotnet_brain.circuits import load_circuit
-from pilotnet_brain.simulator import SimConfig, World, run_episode, track_map_for
+from pilotnet_brain.control import BrainOutput, Command
+from pilotnet_brain.sim.circuits import load_circuit
+from pilotnet_brain.sim.world import SimConfig, World, run_episode, track_map_for
 
 
 @pytest.fixture(scope="module")
@@ -57,11 +58,11 @@ def test_reset_places_car_at_start_with_offset(circuit):
     assert (world.state.x, world.state.y, world.state.yaw) == pytest.approx((x, y, yaw))
     assert world.lateral_offset_m == pytest.approx(0.0, abs=2e-3)
     world.reset(lateral_offset_m=1.5, yaw_offset_rad=0.1)
-    assert world.lateral_offset_m == pytest.approx(1.5, abs=2e-3)       # left of a ccw loop: +
+    assert world.lateral_offset_m == pytest.approx(1.5, abs=2e-3)  # left of a ccw loop: +
     assert world.state.yaw == pytest.approx(yaw + 0.1)
     cw = World(load_circuit("simple_circuit", "cw"), SimConfig())
     cw.reset(lateral_offset_m=1.5)
-    assert cw.lateral_offset_m == pytest.approx(-1.5, abs=2e-3)         # left of cw driving = right of ccw
+    assert cw.lateral_offset_m == pytest.approx(-1.5, abs=2e-3)  # left of cw driving = right of ccw
 
 
 def test_lockstep_fixed_latency_is_bit_for_bit_deterministic(circuit):
@@ -77,7 +78,7 @@ def test_lockstep_fixed_latency_is_bit_for_bit_deterministic(circuit):
     assert np.array_equal(a.commands, b.commands)
     assert np.array_equal(a.command_t, b.command_t)
     assert np.array_equal(a.yaw, b.yaw) and np.array_equal(a.speed, b.speed)
-    assert a.record.xy[-1, 0] > 30.0   # it actually drove
+    assert a.record.xy[-1, 0] > 30.0  # it actually drove
 
 
 def test_fixed_latency_delays_commands_exactly(circuit):
@@ -104,8 +105,8 @@ def test_steering_off_the_road_ends_off_track(circuit):
         assert rec.off_track_events == 1
         limit = circuit.half_width_m + world.config.off_track_margin_m
         d = lateral_offsets(circuit, rec.xy)
-        assert sign * d[-1] > limit                 # left the road on the side it steered to
-        assert np.all(np.abs(d[:-1]) <= limit)      # and the run stopped at the first step off it
+        assert sign * d[-1] > limit  # left the road on the side it steered to
+        assert np.all(np.abs(d[:-1]) <= limit)  # and the run stopped at the first step off it
         assert rec.t[-1] < 5.0
 
 
@@ -117,7 +118,7 @@ def test_standing_still_times_out(circuit):
     assert rec.off_track_events == 0
     assert rec.t[-1] == pytest.approx(1.0, abs=0.011)
     assert np.all(rec.xy == rec.xy[0])
-    assert rec.frame_count in (30, 31)           # 30 Hz camera for 1 s
+    assert rec.frame_count in (30, 31)  # 30 Hz camera for 1 s
     assert len(brain.stamps) == rec.frame_count
     assert brain.resets == 1
     assert brain.shapes == {((480, 640, 3), np.dtype(np.uint8))}
@@ -152,13 +153,13 @@ def test_realtime_clock(circuit):
     rec = log.record
     assert rec.end_reason == "timeout"
     assert rec.t[-1] == pytest.approx(2.0, abs=0.011)
-    assert 1.9 <= rec.wall_time_s <= wall            # paced by the wall clock
-    assert rec.frame_count in (60, 61)               # 30 Hz of simulated time
+    assert 1.9 <= rec.wall_time_s <= wall  # paced by the wall clock
+    assert rec.frame_count in (60, 61)  # 30 Hz of simulated time
     assert 0 < len(rec.iteration_wall_s) <= rec.frame_count
     assert len(rec.inference_s) == len(rec.iteration_wall_s)
     assert np.all(rec.iteration_wall_s > 0)
     assert len(log.commands) == len(rec.iteration_wall_s)
-    assert rec.xy[-1, 0] - rec.xy[0, 0] > 2.0        # the brain's commands moved the car
+    assert rec.xy[-1, 0] - rec.xy[0, 0] > 2.0  # the brain's commands moved the car
     assert np.abs(lateral_offsets(circuit, rec.xy)).max() < 1.0
 
 
@@ -180,17 +181,17 @@ def test_frame_hook_replaces_command(circuit):
 
     def hook(t, frame, state, cmd):
         calls.append((t, frame.shape, state.x, cmd))
-        return Command(3.0, 0.0)   # override the brain's hard left turn
+        return Command(3.0, 0.0)  # override the brain's hard left turn
 
     log = run_episode(World(circuit, SimConfig(latency_s=0.03, timeout_s=3.0)), ConstantBrain(8.0, 2.0), hook)
     rec = log.record
     assert rec.end_reason == "timeout"
     assert len(calls) == rec.frame_count
-    assert all(c[3] == Command(8.0, 2.0) for c in calls)          # the hook sees the brain's command
+    assert all(c[3] == Command(8.0, 2.0) for c in calls)  # the hook sees the brain's command
     assert all(c[1] == (480, 640, 3) for c in calls)
     np.testing.assert_allclose([c[0] for c in calls], np.arange(len(calls)) / 30.0, atol=0.011)
-    assert np.all(log.commands == [3.0, 0.0])                     # ... and its own is applied
-    assert np.all(np.abs(log.yaw - log.yaw[0]) < 1e-12)           # straight: no turning at all
+    assert np.all(log.commands == [3.0, 0.0])  # ... and its own is applied
+    assert np.all(np.abs(log.yaw - log.yaw[0]) < 1e-12)  # straight: no turning at all
     # 3 m/s after a 0.5 s ramp (6 m/s^2), starting 0.03 s late: 3*3 - 0.75 - 0.09 = 8.16 m.
     assert rec.xy[-1, 0] - rec.xy[0, 0] == pytest.approx(8.16, abs=0.05)
 

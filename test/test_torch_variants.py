@@ -7,6 +7,7 @@ FP32 on each frame, and correlated with FP32 over the frames at >= 0.95 per outp
 net is the hard case (measured here: dynamic 0.014, static 0.040, QAT 0.027); the trained PilotNet
 stays within ~0.02 over 2000 test frames (`pilotnet-brain offline-benchmark`).
 """
+
 import json
 import math
 import pickle
@@ -19,21 +20,27 @@ import pytest
 torch = pytest.importorskip("torch")
 torch.set_num_threads(1)
 
-from pilotnet_brain.backends import BackendUnavailable, make_backend  # noqa: E402
 from pilotnet_brain.brains.explicit import ExplicitBrain  # noqa: E402
-from pilotnet_brain.circuits import load_circuit  # noqa: E402
-from pilotnet_brain.optimize import torch_variants as tv  # noqa: E402
-from pilotnet_brain.optimize.data import OptimizeData  # noqa: E402
-from pilotnet_brain.optimize.registry import METHODS, builder_for  # noqa: E402
-from pilotnet_brain.pilotnet.data import FrameSet  # noqa: E402
-from pilotnet_brain.pilotnet.labels import LabelRanges  # noqa: E402
-from pilotnet_brain.pilotnet.model import PilotNet  # noqa: E402
-from pilotnet_brain.pilotnet.weights import ModelFileError, load_model, metadata_path, save_model  # noqa: E402
-from pilotnet_brain.preprocessing import INPUT_SHAPE, crop_and_resize, to_network_input  # noqa: E402
-from pilotnet_brain.simulator import World  # noqa: E402
-from pilotnet_brain.vehicle import VehicleState  # noqa: E402
+from pilotnet_brain.data.calibration import OptimizeData  # noqa: E402
+from pilotnet_brain.data.frames import FrameSet  # noqa: E402
+from pilotnet_brain.errors import (
+    BackendUnavailable,  # noqa: E402
+    ModelFileError,  # noqa: E402
+)
+from pilotnet_brain.export import torch_variants as tv  # noqa: E402
+from pilotnet_brain.export.registry import METHODS, builder_for  # noqa: E402
+from pilotnet_brain.model import quantized as qmodel  # noqa: E402
+from pilotnet_brain.model import rewrites
+from pilotnet_brain.model.labels import LabelRanges  # noqa: E402
+from pilotnet_brain.model.network import PilotNet  # noqa: E402
+from pilotnet_brain.model.preprocessing import INPUT_SHAPE, crop_and_resize, to_network_input  # noqa: E402
+from pilotnet_brain.model.weights import load_model, metadata_path, save_model  # noqa: E402
+from pilotnet_brain.runtime.registry import make_backend  # noqa: E402
+from pilotnet_brain.sim.circuits import load_circuit  # noqa: E402
+from pilotnet_brain.sim.vehicle import VehicleState  # noqa: E402
+from pilotnet_brain.sim.world import World  # noqa: E402
 
-RANGES = LabelRanges(v_min=0.5, v_max=11.5, w_min=-2.5, w_max=2.0)   # not the defaults: must travel with the files
+RANGES = LabelRanges(v_min=0.5, v_max=11.5, w_min=-2.5, w_max=2.0)  # not the defaults: must travel with the files
 INT8_TOL = 0.05
 MIN_CORRELATION = 0.95
 INT8 = ("torch_int8_dynamic", "torch_int8_static", "torch_int8_qat")
@@ -110,8 +117,15 @@ def built(fp32_file, data, tmp_path_factory):
     # QAT: one epoch of 16 samples at a tiny learning rate. QAT fine-tunes, and at its default rate a
     # random-init net moves toward these 12 labels (by design), away from FP32; with the weights
     # nearly fixed, what is checked is that training with fake quantisation + conversion matches FP32.
-    files["torch_int8_qat"] = tv.build_qat_int8(fp32_file, out / METHODS["torch_int8_qat"].filename, data,
-                                                epochs=1, samples_per_epoch=16, batch_size=8, learning_rate=1e-7)
+    files["torch_int8_qat"] = tv.build_qat_int8(
+        fp32_file,
+        out / METHODS["torch_int8_qat"].filename,
+        data,
+        epochs=1,
+        samples_per_epoch=16,
+        batch_size=8,
+        learning_rate=1e-7,
+    )
     return files
 
 
@@ -159,7 +173,7 @@ def test_builders_need_their_data(fp32_file, tmp_path, frames):
 
 def test_input_batchnorm_folding_is_exact(fp32_file, x_real):
     model, _, _ = load_model(fp32_file)
-    folded = tv.fold_input_norm(model)
+    folded = rewrites.fold_input_norm(model)
     assert isinstance(folded.input_norm, torch.nn.Identity)
     with torch.no_grad():
         a, b = model(torch.from_numpy(x_real)), folded(torch.from_numpy(x_real))
@@ -167,7 +181,7 @@ def test_input_batchnorm_folding_is_exact(fp32_file, x_real):
 
 
 def test_fc_as_conv_rewrite_is_exact(fp32_file, x_real):
-    from pilotnet_brain.optimize.rewrites import fc_as_conv_model
+    from pilotnet_brain.model.rewrites import fc_as_conv_model
 
     model, _, _ = load_model(fp32_file)
     rewritten = fc_as_conv_model(model, INPUT_SHAPE)
@@ -182,8 +196,8 @@ def test_fc_as_conv_rewrite_is_exact(fp32_file, x_real):
 
 
 def test_paired_conv0_rewrite_is_exact(fp32_file, x_real):
-    from pilotnet_brain.optimize.rewrites import fold_input_norm, paired_conv0_model, space_to_depth_model
-    from pilotnet_brain.optimize.space_to_depth import space_to_depth
+    from pilotnet_brain.model.rewrites import fold_input_norm, paired_conv0_model, space_to_depth_model
+    from pilotnet_brain.model.space_to_depth import space_to_depth
 
     model, _, _ = load_model(fp32_file)
     s2d = space_to_depth_model(fold_input_norm(model), order="c,dy,dx")  # space_to_depth()'s order
@@ -211,11 +225,12 @@ def test_no_deprecation_warning_escapes_and_no_global_filter_changes(fp32_file, 
 
 # --- agreement with FP32 on real frames ------------------------------------------------------------
 def test_the_fp32_outputs_vary_over_the_frames(fp32_out):
-    assert fp32_out.std(axis=0).min() > 0.02   # else agreement below would prove little
+    assert fp32_out.std(axis=0).min() > 0.02  # else agreement below would prove little
 
 
-@pytest.mark.parametrize("name, tol", [("torch_int8_dynamic", INT8_TOL), ("torch_int8_static", INT8_TOL),
-                                       ("torch_int8_qat", INT8_TOL)])
+@pytest.mark.parametrize(
+    "name, tol", [("torch_int8_dynamic", INT8_TOL), ("torch_int8_static", INT8_TOL), ("torch_int8_qat", INT8_TOL)]
+)
 def test_int8_agrees_with_fp32_on_real_frames(built, x_real, fp32_out, name, tol):
     backend = make_backend(name, built[name])
     out = backend.predict_normalized(x_real)
@@ -225,7 +240,7 @@ def test_int8_agrees_with_fp32_on_real_frames(built, x_real, fp32_out, name, tol
     assert err <= tol and corr >= MIN_CORRELATION, (name, err, corr)
     # One frame at a time (the robot runs batch 1) gives the batch's result; dynamic quantisation
     # picks its activation scales per call, so there it only agrees within the INT8 tolerance.
-    single = np.concatenate([backend.predict_normalized(x_real[i:i + 1]) for i in range(3)])
+    single = np.concatenate([backend.predict_normalized(x_real[i : i + 1]) for i in range(3)])
     np.testing.assert_allclose(single, out[:3], atol=tol if name == "torch_int8_dynamic" else 1e-5)
     np.testing.assert_allclose(backend.predict(x_real), RANGES.denormalize(out), rtol=1e-6)
 
@@ -235,12 +250,18 @@ def test_static_and_qat_really_run_quantized_kernels(built, x_real):
         model = make_backend(name, built[name]).model
         kinds = [type(m).__name__ for m in model.modules()]
         assert kinds.count("ConvReLU2d") == 5 and kinds.count("LinearReLU") == 4, kinds
-        quantized = [m for m in model.modules() if type(m).__name__ in ("ConvReLU2d", "LinearReLU")
-                     and type(m).__module__.startswith("torch.ao.nn.intrinsic.quantized")]
+        quantized = [
+            m
+            for m in model.modules()
+            if type(m).__name__ in ("ConvReLU2d", "LinearReLU")
+            and type(m).__module__.startswith("torch.ao.nn.intrinsic.quantized")
+        ]
         # INT8: the 5 convolutions and the 1152x1164 Linear; the small tail (1164-100-50-10-2) is FP32.
         assert len(quantized) == 6 and model.net.regressor[0] in quantized, kinds
-        assert all(not type(m).__module__.startswith("torch.ao.nn.intrinsic.quantized")
-                   for m in model.net.regressor[tv.FLOAT_TAIL_FROM:].modules())
+        assert all(
+            not type(m).__module__.startswith("torch.ao.nn.intrinsic.quantized")
+            for m in model.net.regressor[qmodel.FLOAT_TAIL_FROM :].modules()
+        )
         seen = {}
         model.net.features.register_forward_hook(lambda m, i, o: seen.update(dtype=o.dtype))
         with torch.inference_mode():
@@ -261,13 +282,13 @@ def test_traced_fp32_matches_eager_at_any_batch_size(built, x_real, fp32_out):
 # --- save / load round trip ------------------------------------------------------------------------
 def test_save_load_round_trip_is_exact(fp32_file, data, x_real, tmp_path):
     model, _, _ = load_model(fp32_file)
-    prepared = tv.prepare_quantizable(model, qat=False)
+    prepared = qmodel.prepare_quantizable(model, qat=False)
     with torch.inference_mode():
         prepared(torch.from_numpy(x_real))
-    quantized = tv.convert_quantized(prepared)
+    quantized = qmodel.convert_quantized(prepared)
     meta = tv._derived_metadata(fp32_file, "torch_int8_static", calibration_frames=len(x_real))
     path = tv.save_quantized(quantized, tmp_path / "rt.pt", meta)
-    loaded, meta2, ranges = tv.load_quantized(path, "torch_int8_static")
+    loaded, meta2, ranges = qmodel.load_quantized(path, "torch_int8_static")
     assert meta2 == meta and ranges == RANGES
     with torch.inference_mode():
         a, b = quantized(torch.from_numpy(x_real)), loaded(torch.from_numpy(x_real))
@@ -295,16 +316,21 @@ class _Payload:
 def test_a_pickle_that_would_run_code_is_never_unpickled(tmp_path):
     probe = tmp_path / "probe"
     pickle.loads(pickle.dumps(_Payload(str(probe)))).close()
-    assert probe.is_file()   # the payload really runs when unpickled unsafely
+    assert probe.is_file()  # the payload really runs when unpickled unsafely
 
     marker = tmp_path / "pwned"
-    torch.save({"format": tv.FORMAT, "metadata": "{}", "state_dict": {"w": _Payload(str(marker))}},
-               tmp_path / "torch_save.pt")
+    torch.save(
+        {"format": qmodel.FORMAT, "metadata": "{}", "state_dict": {"w": _Payload(str(marker))}},
+        tmp_path / "torch_save.pt",
+    )
     torch.save(_Payload(str(marker)), tmp_path / "bare.pt")
     with open(tmp_path / "plain_pickle.pt", "wb") as f:
         pickle.dump({"state_dict": _Payload(str(marker))}, f)
-    for file, message in (("torch_save.pt", "refused to load"), ("bare.pt", "refused to load"),
-                          ("plain_pickle.pt", "not a torch.save archive")):
+    for file, message in (
+        ("torch_save.pt", "refused to load"),
+        ("bare.pt", "refused to load"),
+        ("plain_pickle.pt", "not a torch.save archive"),
+    ):
         for name in INT8:
             with pytest.raises(ModelFileError, match=message):
                 make_backend(name, tmp_path / file)
@@ -320,7 +346,7 @@ def test_corrupt_and_foreign_files_fail_clearly(built, tmp_path):
     static = built["torch_int8_static"]
     (tmp_path / "noise.pt").write_bytes(np.random.default_rng(0).bytes(4096))
     torch.save({"weight": torch.zeros(3)}, tmp_path / "foreign.pt")
-    torch.save({"format": tv.FORMAT, "metadata": "{not json", "state_dict": {}}, tmp_path / "badmeta.pt")
+    torch.save({"format": qmodel.FORMAT, "metadata": "{not json", "state_dict": {}}, tmp_path / "badmeta.pt")
     blob = torch.load(static, weights_only=True)
     blob["state_dict"]["net.regressor.0.scale"] = torch.tensor(float("nan"))
     torch.save(blob, tmp_path / "nan.pt")
@@ -336,7 +362,7 @@ def test_corrupt_and_foreign_files_fail_clearly(built, tmp_path):
         (tmp_path / "badmeta.pt", "corrupt metadata"),
         (tmp_path / "nan.pt", "NaN or inf"),
         (tmp_path / "shape.pt", r"wrong shape/dtype \['net.regressor.0"),
-        (built["torch_fp32"], "not a torch.save archive"),          # the FP32 safetensors
+        (built["torch_fp32"], "not a torch.save archive"),  # the FP32 safetensors
     ]
     for path, message in cases:
         with pytest.raises(ModelFileError, match=message):

@@ -1,10 +1,11 @@
 """TrackMap: signed distance grid of a closed center line, checked against closed-form answers."""
+
 import math
 
 import numpy as np
 import pytest
 
-from pilotnet_brain.track_map import FAR_DISTANCE_M, TrackMap, signed_distance_to_loop
+from pilotnet_brain.sim.track_map import FAR_DISTANCE_M, TrackMap, signed_distance_to_loop
 
 R = 20.0
 HALF_WIDTH = 3.5

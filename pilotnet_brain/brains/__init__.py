@@ -1,7 +1,8 @@
 """Brains: camera image in, velocity command out. `make_brain(name)` builds one by name."""
+
 from __future__ import annotations
 
-from .base import Brain, BrainOutput, Command, STOP, clamp_command
+from pilotnet_brain.control import STOP, Brain, BrainOutput, Command, clamp_command
 
 BRAIN_NAMES = ("explicit", "pilotnet")
 
@@ -9,10 +10,12 @@ BRAIN_NAMES = ("explicit", "pilotnet")
 def make_brain(name: str, **options) -> Brain:
     """Build a brain by name; unknown names list the valid ones."""
     if name == "explicit":
-        from .explicit import ExplicitBrain
+        from pilotnet_brain.brains.explicit import ExplicitBrain
+
         return ExplicitBrain(**options)
     if name == "pilotnet":
-        from .pilotnet import PilotNetBrain
+        from pilotnet_brain.brains.pilotnet import PilotNetBrain
+
         return PilotNetBrain(**options)
     raise ValueError(f"unknown brain {name!r}; choose one of: {', '.join(BRAIN_NAMES)}")
 

@@ -8,6 +8,7 @@
    scheduled with speed so the closed loop has the same natural frequency at any speed.
 4. Choose the speed from the sharpest curvature visible ahead (lateral-acceleration limit).
 """
+
 from __future__ import annotations
 
 import math
@@ -16,8 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..camera import CameraModel
-from .base import BrainOutput, Command
+from pilotnet_brain.control import BrainOutput, Command
+from pilotnet_brain.sim.camera import CameraModel
 
 SCAN_DISTANCES_M = (2.5, 3.0, 3.5, 4.0, 5.0, 6.0, 7.0, 8.5, 10.0, 12.0, 14.0, 16.5, 19.0, 22.0)
 
@@ -26,11 +27,11 @@ SCAN_DISTANCES_M = (2.5, 3.0, 3.5, 4.0, 5.0, 6.0, 7.0, 8.5, 10.0, 12.0, 14.0, 16
 class ExplicitBrainParams:
     max_speed_mps: float = 11.0
     min_speed_mps: float = 3.0
-    lateral_accel_mps2: float = 4.0        # speed limit in curves: v = sqrt(a / curvature)
-    natural_freq_rps: float = 2.5          # lateral loop: s^2 + 2*zeta*wn*s + wn^2
+    lateral_accel_mps2: float = 4.0  # speed limit in curves: v = sqrt(a / curvature)
+    natural_freq_rps: float = 2.5  # lateral loop: s^2 + 2*zeta*wn*s + wn^2
     damping: float = 0.8
-    ki: float = 0.05                       # per (m s) of lateral offset; removes a steady bias
-    red_contrast: int = 50                 # red channel must beat green and blue by this much
+    ki: float = 0.05  # per (m s) of lateral offset; removes a steady bias
+    red_contrast: int = 50  # red channel must beat green and blue by this much
     lost_speed_mps: float = 2.0
     lost_yaw_rate_rps: float = 1.0
 
@@ -111,8 +112,8 @@ class ExplicitBrain:
         # Speed from the sharpest visible curvature; a line that leaves the view early means a tight turn.
         xs = np.linspace(float(x.min()), far_x, 8)
         slope = b1 + 2 * c2 * xs
-        curvature = float(np.max(np.abs(2 * c2) / (1 + slope ** 2) ** 1.5))
-        curvature = max(curvature, 2 * abs(far_y) / (far_x ** 2 + far_y ** 2))
+        curvature = float(np.max(np.abs(2 * c2) / (1 + slope**2) ** 1.5))
+        curvature = max(curvature, 2 * abs(far_y) / (far_x**2 + far_y**2))
         if far_x < 12.0:
             curvature = max(curvature, 1.0 / (2.5 * far_x))
         v = min(p.max_speed_mps, max(p.min_speed_mps, math.sqrt(p.lateral_accel_mps2 / max(curvature, 1e-6))))

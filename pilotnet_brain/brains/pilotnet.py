@@ -1,4 +1,5 @@
 """The learned brain: PilotNet through any inference backend (chosen by name, never by code)."""
+
 from __future__ import annotations
 
 import time
@@ -6,17 +7,24 @@ from pathlib import Path
 
 import numpy as np
 
-from ..preprocessing import preprocess
-from .base import BrainOutput, Command, STOP, clamp_command
+from pilotnet_brain.control import STOP, BrainOutput, Command, clamp_command
+from pilotnet_brain.model.preprocessing import preprocess
 
 #: The weights shipped in the package (trained with `make model`, see the README).
 SHIPPED_MODEL = Path(__file__).resolve().parent.parent / "models" / "pilotnet_fp32.safetensors"
 
 
 class PilotNetBrain:
-    def __init__(self, model_path: str | Path | None = None, backend: str = "torch_fp32", max_v: float = 15.0,
-                 max_w: float = 3.0, threads: int | None = 1, **backend_options):
-        from ..backends import make_backend
+    def __init__(
+        self,
+        model_path: str | Path | None = None,
+        backend: str = "torch_fp32",
+        max_v: float = 15.0,
+        max_w: float = 3.0,
+        threads: int | None = 1,
+        **backend_options,
+    ):
+        from pilotnet_brain.runtime.registry import make_backend
 
         self.model_path = Path(model_path) if model_path else SHIPPED_MODEL
         # One inference thread by default: batch-1 PilotNet gains nothing from more, and the simulator

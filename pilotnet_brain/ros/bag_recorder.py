@@ -22,6 +22,7 @@ Parameters: ``output`` (or ``bag_path``: directory to create; default ``runs/bag
 not given is read from sim_node's / metrics_node's parameters), ``stop_on_episode_end`` (default true),
 ``end_grace_s`` (1.0), ``compute_metrics`` (default true), ``topic_<role>`` (topic names).
 """
+
 from __future__ import annotations
 
 import importlib
@@ -33,16 +34,8 @@ import threading
 import time
 from pathlib import Path
 
-from .. import bags
-from .topics import DISCOVERY_GATE_TIMEOUT_S
-
-END_STATES = ("lap_completed", "off_track", "timeout")
-try:  # the nodes' constants, when present
-    from .topics import END_STATES as _END_STATES  # noqa: F401
-
-    END_STATES = tuple(_END_STATES)
-except Exception:
-    pass
+from pilotnet_brain.bags import core as bags
+from pilotnet_brain.interfaces import DISCOVERY_GATE_TIMEOUT_S, END_STATES
 
 
 def _message_class(msgtype: str):
@@ -52,22 +45,34 @@ def _message_class(msgtype: str):
 
 
 def _qos_for(role: str, camera_depth: int):
-    from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy,
-                           qos_profile_sensor_data)
+    from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 
     if role == "camera":
-        qos = QoSProfile(**{k: getattr(qos_profile_sensor_data, k) for k in ("reliability", "durability",
-                                                                            "history")},
-                         depth=camera_depth)
+        qos = QoSProfile(
+            **{k: getattr(qos_profile_sensor_data, k) for k in ("reliability", "durability", "history")},
+            depth=camera_depth,
+        )
         return qos
     if role == "clock":  # best effort: matches any publisher; a lost tick costs nothing
-        return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100, reliability=ReliabilityPolicy.BEST_EFFORT,
-                          durability=DurabilityPolicy.VOLATILE)
+        return QoSProfile(
+            history=HistoryPolicy.KEEP_LAST,
+            depth=100,
+            reliability=ReliabilityPolicy.BEST_EFFORT,
+            durability=DurabilityPolicy.VOLATILE,
+        )
     if role in ("status", "sim_stats"):  # latched by sim_node
-        return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE,
-                          durability=DurabilityPolicy.TRANSIENT_LOCAL)
-    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1000, reliability=ReliabilityPolicy.RELIABLE,
-                      durability=DurabilityPolicy.VOLATILE)
+        return QoSProfile(
+            history=HistoryPolicy.KEEP_LAST,
+            depth=10,
+            reliability=ReliabilityPolicy.RELIABLE,
+            durability=DurabilityPolicy.TRANSIENT_LOCAL,
+        )
+    return QoSProfile(
+        history=HistoryPolicy.KEEP_LAST,
+        depth=1000,
+        reliability=ReliabilityPolicy.RELIABLE,
+        durability=DurabilityPolicy.VOLATILE,
+    )
 
 
 def _bag_qos(qos):
@@ -76,10 +81,17 @@ def _bag_qos(qos):
 
     try:
         zero = QosTime(0, 0)
-        return Qos(history=QosHistory(int(qos.history)), depth=int(qos.depth),
-                   reliability=QosReliability(int(qos.reliability)), durability=QosDurability(int(qos.durability)),
-                   deadline=zero, lifespan=zero, liveliness=QosLiveliness(int(qos.liveliness)),
-                   liveliness_lease_duration=zero, avoid_ros_namespace_conventions=False)
+        return Qos(
+            history=QosHistory(int(qos.history)),
+            depth=int(qos.depth),
+            reliability=QosReliability(int(qos.reliability)),
+            durability=QosDurability(int(qos.durability)),
+            deadline=zero,
+            lifespan=zero,
+            liveliness=QosLiveliness(int(qos.liveliness)),
+            liveliness_lease_duration=zero,
+            avoid_ros_namespace_conventions=False,
+        )
     except Exception:
         return None
 
@@ -104,7 +116,7 @@ class _Recorder:
         config = {
             "circuit": p("circuit", "").value,
             "direction": p("direction", "").value,
-            "scale": float(p("scale", 0.0).value) or None,                             # 0 = ask sim_node
+            "scale": float(p("scale", 0.0).value) or None,  # 0 = ask sim_node
             "brain": p("brain", "").value,
             "clock": p("clock", "").value,
             "reference_spacing_m": float(p("reference_spacing_m", 0.0).value) or None,  # 0 = ask metrics_node
@@ -152,13 +164,16 @@ class _Recorder:
         if bool(p("query_nodes", True).value):
             from rclpy.parameter_client import AsyncParameterClient
 
-            wanted = {"sim_node": ("circuit", "direction", "scale", "clock"),
-                      "metrics_node": ("circuit", "direction", "scale", "brain", "brain_config", "reference_spacing")}
+            wanted = {
+                "sim_node": ("circuit", "direction", "scale", "clock"),
+                "metrics_node": ("circuit", "direction", "scale", "brain", "brain_config", "reference_spacing"),
+            }
             for name, keys in wanted.items():
                 keys = tuple(k for k in keys if self._missing(k))
                 if keys:
-                    self._param_sources.append({"client": AsyncParameterClient(node, name), "keys": keys,
-                                                "future": None, "node": name})
+                    self._param_sources.append(
+                        {"client": AsyncParameterClient(node, name), "keys": keys, "future": None, "node": name}
+                    )
             if self._param_sources:
                 self._param_timer = node.create_timer(0.2, self._query_parameters)
 
@@ -167,14 +182,18 @@ class _Recorder:
         qos = _qos_for(role, self._camera_depth)
         bag_qos = _bag_qos(qos)
         self.writer.add_topic(topic, msgtype, [bag_qos] if bag_qos is not None else [])
-        sub = self.node.create_subscription(_message_class(msgtype), topic, self._callback(role, topic, msgtype),
-                                            qos, raw=True)
+        sub = self.node.create_subscription(
+            _message_class(msgtype), topic, self._callback(role, topic, msgtype), qos, raw=True
+        )
         self.subscriptions.append(sub)
         return sub
 
     def _subscribe_odometry_when_matched(self):
-        gates = [sub for sub in self.subscriptions if sub.topic_name in
-                 {self.topics[r] for r in self._gate_roles if r in self.topics}]
+        gates = [
+            sub
+            for sub in self.subscriptions
+            if sub.topic_name in {self.topics[r] for r in self._gate_roles if r in self.topics}
+        ]
         matched = all(sub.get_publisher_count() > 0 for sub in gates)
         if not matched and time.monotonic() < self._gate_deadline:
             return
@@ -263,8 +282,9 @@ class _Recorder:
                 metrics, _, _ = bags.metrics_from_bag(self.bag_path)
             except Exception as exc:  # noqa: BLE001 - a bag without odometry still closes cleanly
                 error = f"{type(exc).__name__}: {exc}"
-        bags.write_side_file(self.bag_path, self.config, metrics, self.topics,
-                             extra={"message_counts": counts, "metrics_error": error})
+        bags.write_side_file(
+            self.bag_path, self.config, metrics, self.topics, extra={"message_counts": counts, "metrics_error": error}
+        )
         return metrics
 
 
@@ -280,7 +300,7 @@ def _status_word(data: bytes) -> str:
 def _brain_label(brain_config_path) -> str | None:
     """The brain's label as metrics_node derives it from the brain_node YAML."""
     try:
-        from .brain_node import brain_label, load_brain_parameters
+        from pilotnet_brain.ros.brain_node import brain_label, load_brain_parameters
 
         return brain_label(load_brain_parameters(brain_config_path))
     except Exception:
@@ -330,9 +350,11 @@ def main(argv=None) -> int:
             executor.spin_once(timeout_sec=0.1)
         metrics = recorder.close()
         log = recorder.node.get_logger()
-        log.info(f"bag closed: {recorder.bag_path} "
-                 f"({sum(recorder.writer.counts.values())} messages)"
-                 + (f"; completed {metrics['completed_pct']:.1f} %" if metrics else ""))
+        log.info(
+            f"bag closed: {recorder.bag_path} "
+            f"({sum(recorder.writer.counts.values())} messages)"
+            + (f"; completed {metrics['completed_pct']:.1f} %" if metrics else "")
+        )
         executor.remove_node(recorder.node)
         recorder.node.destroy_node()
         return 0

@@ -18,16 +18,18 @@ Robustness: a bad image (mono8, wrong size, empty, unknown encoding, step mismat
 once per burst (then at most every 5 s while the burst lasts); a NaN/inf command becomes a stop with an
 error log. The node never dies on a frame.
 """
+
 from __future__ import annotations
 
 import math
 import sys
 import time
 
-from . import topics
-from .image_conversion import ImageConversionError, msg_to_rgb, stamp_to_s
-from .node_runtime import lazy_node_class, run_node
-from .params import check_node_overrides, load_node_parameters
+from pilotnet_brain import interfaces as topics
+from pilotnet_brain.ros.image_conversion import ImageConversionError, msg_to_rgb, stamp_to_s
+from pilotnet_brain.ros.messages import stats_layout
+from pilotnet_brain.ros.node_runtime import lazy_node_class, run_node
+from pilotnet_brain.ros.params import check_node_overrides, load_node_parameters
 
 NODE_NAME = "brain_node"
 #: name -> default (the type of the default is the parameter's type).
@@ -64,12 +66,16 @@ def brain_label(params: dict) -> str:
 
 def build_brain(params: dict, logger=None):
     """The Brain for the parameters (may raise BackendUnavailable, ModelFileError, ValueError)."""
-    from ..brains import make_brain
+    from pilotnet_brain.brains import make_brain
 
     name = params["brain"]
     if name == "pilotnet":
-        options = {"backend": params["backend"], "model_path": params["model_path"] or None,
-                   "max_v": float(params["max_v"]), "max_w": float(params["max_w"])}
+        options = {
+            "backend": params["backend"],
+            "model_path": params["model_path"] or None,
+            "max_v": float(params["max_v"]),
+            "max_w": float(params["max_w"]),
+        }
         if params["backend"].startswith("torch"):
             options["device"] = params["device"]
             if int(params.get("threads", 0)) > 0:
@@ -87,11 +93,11 @@ def build_brain(params: dict, logger=None):
 def _make_node_class():
     from geometry_msgs.msg import Twist
     from rclpy.node import Node
+    from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
     from sensor_msgs.msg import Image
-    from rclpy.qos import QoSProfile, ReliabilityPolicy, HistoryPolicy, qos_profile_sensor_data
     from std_msgs.msg import Float64MultiArray
 
-    from ..brains import STOP, Command, clamp_command
+    from pilotnet_brain.control import STOP, Command, clamp_command
 
     class BrainNode(Node):
         def __init__(self, **node_kwargs):
@@ -110,29 +116,28 @@ def _make_node_class():
             self._Command = Command
 
             self._twist = Twist()
-            self._stats = Float64MultiArray(layout=topics.stats_layout(topics.BRAIN_STATS_FIELDS))
+            self._stats = Float64MultiArray(layout=stats_layout(topics.BRAIN_STATS_FIELDS))
             self.cmd_pub = self.create_publisher(Twist, p["cmd_vel_topic"], 10)
-            stats_qos = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE,
-                                   history=HistoryPolicy.KEEP_LAST)
+            stats_qos = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
             self.stats_pub = self.create_publisher(Float64MultiArray, p["stats_topic"], stats_qos)
             # The subscription is created last: a subscriber on the camera topic means "brain ready".
-            self.image_sub = self.create_subscription(
-                Image, p["camera_topic"], self.on_image, qos_profile_sensor_data)
+            self.image_sub = self.create_subscription(Image, p["camera_topic"], self.on_image, qos_profile_sensor_data)
             self.watchdog_timeout = float(p["watchdog_timeout"])
-            self._last_image = None          # monotonic time of the last good image
+            self._last_image = None  # monotonic time of the last good image
             self._stale = False
             self._prev_t0 = None
-            self._bad_count = 0              # bad images in the current burst
+            self._bad_count = 0  # bad images in the current burst
             self._bad_logged_at = None
             self.frames = 0
-            self.bad_images = 0              # total skipped
-            self.timings = []                # (inference_s, iteration_s, overhead_s), for benchmarks/tests
+            self.bad_images = 0  # total skipped
+            self.timings = []  # (inference_s, iteration_s, overhead_s), for benchmarks/tests
             self.record_timings = False
             if self.watchdog_timeout > 0:
                 self.create_timer(min(0.05, self.watchdog_timeout / 4), self._watchdog)
             self.get_logger().info(
                 f"brain {self.label} ready: {p['camera_topic']} -> {p['cmd_vel_topic']} "
-                f"(max_v {self.max_v}, max_w {self.max_w}, watchdog {self.watchdog_timeout} s)")
+                f"(max_v {self.max_v}, max_w {self.max_w}, watchdog {self.watchdog_timeout} s)"
+            )
 
         # --- image -> command -------------------------------------------------------------------
         def on_image(self, msg):
@@ -150,8 +155,9 @@ def _make_node_class():
             try:
                 out = self.brain.step(frame, stamp)
             except Exception as error:  # a brain bug must not kill the node: stop the car, say why
-                self.get_logger().error(f"brain step failed on frame {stamp:.3f}: {error!r}; commanding stop",
-                                        throttle_duration_sec=5.0)
+                self.get_logger().error(
+                    f"brain step failed on frame {stamp:.3f}: {error!r}; commanding stop", throttle_duration_sec=5.0
+                )
                 out = None
             step_s = time.perf_counter() - ts
             cmd = out.command if out is not None else self._stop
@@ -160,8 +166,9 @@ def _make_node_class():
                 self.get_logger().error(f"{self.label}: {err}", throttle_duration_sec=1.0)
                 self.brain.last_error = None
             if not (math.isfinite(cmd.v) and math.isfinite(cmd.w)):
-                self.get_logger().error(f"non-finite command v={cmd.v} w={cmd.w}; commanding stop",
-                                        throttle_duration_sec=1.0)
+                self.get_logger().error(
+                    f"non-finite command v={cmd.v} w={cmd.w}; commanding stop", throttle_duration_sec=1.0
+                )
             cmd = self._clamp(cmd, self.max_v, self.max_w)
             tw = self._twist
             tw.linear.x, tw.angular.z = float(cmd.v), float(cmd.w)
@@ -175,8 +182,7 @@ def _make_node_class():
             iteration = t1 - t0
             period = 0.0 if self._prev_t0 is None else t0 - self._prev_t0
             self._prev_t0 = t0
-            self._stats.data = [stamp, inference * 1e3, iteration * 1e3, period * 1e3,
-                                (iteration - inference) * 1e3]
+            self._stats.data = [stamp, inference * 1e3, iteration * 1e3, period * 1e3, (iteration - inference) * 1e3]
             self.stats_pub.publish(self._stats)
             self.frames += 1
             if self.record_timings:
@@ -198,8 +204,10 @@ def _make_node_class():
             age = time.monotonic() - self._last_image
             if age > self.watchdog_timeout and not self._stale:
                 self._stale = True
-                self.get_logger().warning(f"watchdog: no fresh image for {age:.2f} s on "
-                                          f"{self.params['camera_topic']}; publishing zero velocity")
+                self.get_logger().warning(
+                    f"watchdog: no fresh image for {age:.2f} s on "
+                    f"{self.params['camera_topic']}; publishing zero velocity"
+                )
                 self._twist.linear.x = self._twist.angular.z = 0.0
                 self.cmd_pub.publish(self._twist)
 
@@ -207,18 +215,20 @@ def _make_node_class():
 
 
 BrainNode = lazy_node_class(
-    _make_node_class, "BrainNode",
-    "Create the node (rclpy must be initialised). Raises BackendUnavailable/ConfigError/... on bad set-up.")
+    _make_node_class,
+    "BrainNode",
+    "Create the node (rclpy must be initialised). Raises BackendUnavailable/ConfigError/... on bad set-up.",
+)
 
 
 def startup_errors():
     """Exceptions that mean 'cannot start as configured' (logged cleanly, exit code 2)."""
-    from ..backends import BackendUnavailable
-    from ..sim_config import ConfigError
+    from pilotnet_brain.errors import BackendUnavailable, ConfigError
 
     errors = [BackendUnavailable, ConfigError, ValueError, FileNotFoundError]
     try:
-        from ..pilotnet.weights import ModelFileError
+        from pilotnet_brain.errors import ModelFileError
+
         errors.append(ModelFileError)
     except ImportError:
         pass
@@ -230,8 +240,7 @@ def spin_node(make_node, name: str, args=None) -> int:
     return run_node(name, make_node, startup_errors, args=args)
 
 
-def benchmark_overhead(brain: str = "explicit", frames: int = 300, circuit: str = "simple_circuit",
-                       **params) -> dict:
+def benchmark_overhead(brain: str = "explicit", frames: int = 300, circuit: str = "simple_circuit", **params) -> dict:
     """Per-frame cost of the node around the brain, on a real node with real publishers.
 
     Feeds the same 640x480 rgb8 message (a rendered frame) to the node's image callback `frames` times
@@ -244,9 +253,9 @@ def benchmark_overhead(brain: str = "explicit", frames: int = 300, circuit: str 
     import rclpy
     from rclpy.parameter import Parameter
 
-    from ..circuits import load_circuit
-    from ..simulator import World
-    from .image_conversion import image_to_msg
+    from pilotnet_brain.ros.image_conversion import image_to_msg
+    from pilotnet_brain.sim.circuits import load_circuit
+    from pilotnet_brain.sim.world import World
 
     world = World(load_circuit(circuit))
     msg = image_to_msg(world.render(), stamp_s=0.0, frame_id=topics.CAMERA_FRAME_ID)
@@ -274,7 +283,7 @@ def benchmark_overhead(brain: str = "explicit", frames: int = 300, circuit: str 
     med = np.median(arr, axis=0)
     preprocess_ms = 0.0
     if brain == "pilotnet":  # PilotNet's preprocessing (preprocessing.preprocess) runs outside the forward pass
-        from ..preprocessing import preprocess
+        from pilotnet_brain.model.preprocessing import preprocess
 
         frame = msg_to_rgb(msg)
         ts = []
@@ -283,11 +292,18 @@ def benchmark_overhead(brain: str = "explicit", frames: int = 300, circuit: str 
             preprocess(frame)
             ts.append(time.perf_counter() - t0)
         preprocess_ms = float(np.median(ts) * 1e3)
-    return {"brain": brain, "frames": frames, "decode_ms": float(np.median(decode) * 1e3),
-            "preprocess_ms": preprocess_ms, "node_overhead_ms": float(med[2]) - preprocess_ms,
-            "inference_ms": float(med[0]), "iteration_ms": float(med[1]), "overhead_ms": float(med[2]),
-            "overhead_p95_ms": float(np.percentile(arr[:, 2], 95)),
-            "iteration_frequency_hz": float(1e3 / arr[:, 1].mean())}
+    return {
+        "brain": brain,
+        "frames": frames,
+        "decode_ms": float(np.median(decode) * 1e3),
+        "preprocess_ms": preprocess_ms,
+        "node_overhead_ms": float(med[2]) - preprocess_ms,
+        "inference_ms": float(med[0]),
+        "iteration_ms": float(med[1]),
+        "overhead_ms": float(med[2]),
+        "overhead_p95_ms": float(np.percentile(arr[:, 2], 95)),
+        "iteration_frequency_hz": float(1e3 / arr[:, 1].mean()),
+    }
 
 
 def main(args=None) -> int:

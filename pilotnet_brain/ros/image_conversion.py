@@ -14,11 +14,13 @@ All are subclasses of `preprocessing.ImageError`. Accepted encodings: rgb8 and b
 `msg.data` is filled with `ndarray.tobytes()`: assigning an ndarray or memoryview to it makes rclpy
 check every element (20-40 ms for 640x480; tobytes takes ~0.3 ms).
 """
+
 from __future__ import annotations
 
 import numpy as np
 
-from ..preprocessing import FRAME_HEIGHT, FRAME_WIDTH, ImageError
+from pilotnet_brain.errors import ImageError
+from pilotnet_brain.model.preprocessing import FRAME_HEIGHT, FRAME_WIDTH
 
 COLOUR_ENCODINGS = ("rgb8", "bgr8")
 MONO_ENCODINGS = ("mono8", "mono16", "8UC1", "16UC1")
@@ -65,28 +67,30 @@ def check_image_msg(msg, expected_size=EXPECTED_SIZE) -> None:
     """Raise a specific ImageConversionError if `msg` is not a usable colour image."""
     enc = msg.encoding
     if enc in MONO_ENCODINGS:
-        raise MonochromeImageError(f"image encoding {enc!r} is monochrome: the brain needs a colour "
-                                   f"image ({' or '.join(COLOUR_ENCODINGS)})")
+        raise MonochromeImageError(
+            f"image encoding {enc!r} is monochrome: the brain needs a colour image ({' or '.join(COLOUR_ENCODINGS)})"
+        )
     if enc not in COLOUR_ENCODINGS:
-        raise UnsupportedEncodingError(f"unsupported image encoding {enc!r}; expected "
-                                       f"{' or '.join(COLOUR_ENCODINGS)}")
+        raise UnsupportedEncodingError(f"unsupported image encoding {enc!r}; expected {' or '.join(COLOUR_ENCODINGS)}")
     n = len(msg.data)
     if n == 0 or msg.width == 0 or msg.height == 0:
         raise EmptyImageError(f"empty image ({msg.width}x{msg.height}, {n} bytes of data)")
     if msg.step < msg.width * 3:
         raise ImageLayoutError(f"step {msg.step} < width*3 = {msg.width * 3} for {enc}")
     if n != msg.step * msg.height:
-        raise ImageLayoutError(f"data has {n} bytes, expected step*height = {msg.step}*{msg.height} = "
-                               f"{msg.step * msg.height}")
+        raise ImageLayoutError(
+            f"data has {n} bytes, expected step*height = {msg.step}*{msg.height} = {msg.step * msg.height}"
+        )
     if expected_size is not None and (msg.height, msg.width) != tuple(expected_size):
-        raise ImageSizeError(f"image is {msg.width}x{msg.height}, the brain needs "
-                             f"{expected_size[1]}x{expected_size[0]}")
+        raise ImageSizeError(
+            f"image is {msg.width}x{msg.height}, the brain needs {expected_size[1]}x{expected_size[0]}"
+        )
 
 
 def _numpy_to_rgb(msg) -> np.ndarray:
     buf = np.frombuffer(msg.data, dtype=np.uint8)
     rows = buf.reshape(msg.height, msg.step)
-    img = rows[:, :msg.width * 3].reshape(msg.height, msg.width, 3)
+    img = rows[:, : msg.width * 3].reshape(msg.height, msg.width, 3)
     if msg.encoding == "bgr8":
         return np.ascontiguousarray(img[..., ::-1])
     if msg.step != msg.width * 3:
@@ -104,14 +108,22 @@ def msg_to_rgb(msg, expected_size=EXPECTED_SIZE, use_cv_bridge: bool | None = No
     return _numpy_to_rgb(msg)
 
 
-def image_to_msg(rgb: np.ndarray, stamp_s: float | None = None, frame_id: str = "",
-                 encoding: str = "rgb8", msg=None, use_cv_bridge: bool | None = None):
+def image_to_msg(
+    rgb: np.ndarray,
+    stamp_s: float | None = None,
+    frame_id: str = "",
+    encoding: str = "rgb8",
+    msg=None,
+    use_cv_bridge: bool | None = None,
+):
     """HxWx3 uint8 RGB array -> sensor_msgs/Image in `encoding` (rgb8 | bgr8); `msg` is reused if given."""
     from sensor_msgs.msg import Image
 
     if not (isinstance(rgb, np.ndarray) and rgb.dtype == np.uint8 and rgb.ndim == 3 and rgb.shape[2] == 3):
-        raise ImageError(f"expected an HxWx3 uint8 RGB array, got "
-                         f"{getattr(rgb, 'dtype', type(rgb).__name__)} {getattr(rgb, 'shape', '')}")
+        raise ImageError(
+            f"expected an HxWx3 uint8 RGB array, got "
+            f"{getattr(rgb, 'dtype', type(rgb).__name__)} {getattr(rgb, 'shape', '')}"
+        )
     if encoding not in COLOUR_ENCODINGS:
         raise UnsupportedEncodingError(f"cannot encode {encoding!r}; use {' or '.join(COLOUR_ENCODINGS)}")
     pixels = rgb if encoding == "rgb8" else rgb[..., ::-1]

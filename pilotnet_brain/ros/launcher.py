@@ -16,6 +16,7 @@ nodes from the SAME parameters files as separate processes, passing `--ros-args 
 
 Python API for benchmarks: `run_simulation(...) -> {"metrics", "metrics_path", "bag_path", ...}`.
 """
+
 from __future__ import annotations
 
 import os
@@ -28,7 +29,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import topics
+from pilotnet_brain import interfaces as topics
 
 PACKAGE = "pilotnet_brain"
 #: executable (console script, as named in setup.py and the launch files) -> module run with `python -m`.
@@ -56,7 +57,7 @@ class ProcessSpec:
     name: str
     argv: list
     log: Path | None = None
-    required: bool = True        # a non-zero exit of a required process fails the run
+    required: bool = True  # a non-zero exit of a required process fails the run
 
 
 @dataclass
@@ -69,7 +70,7 @@ class Graph:
 
 def resolve_brain_config(spec) -> Path:
     """A brain YAML from a path, or a name in config/brains ('explicit', 'pilotnet_fp32.yaml')."""
-    from ..resources import config_path
+    from pilotnet_brain.resources import config_path
 
     p = Path(spec)
     if p.is_file():
@@ -110,10 +111,13 @@ def node_command(executable: str) -> list:
         if shutil.which(executable):
             return [shutil.which(executable)]
         import importlib.util
+
         if importlib.util.find_spec(RECORDER_MODULE) is not None:
             return [sys.executable, "-m", RECORDER_MODULE]
-        raise LaunchError(f"record=True needs the '{RECORDER_EXECUTABLE}' node, which is not installed "
-                          f"(no executable {executable!r}, no module {RECORDER_MODULE})")
+        raise LaunchError(
+            f"record=True needs the '{RECORDER_EXECUTABLE}' node, which is not installed "
+            f"(no executable {executable!r}, no module {RECORDER_MODULE})"
+        )
     raise ValueError(f"unknown executable {executable!r}")
 
 
@@ -137,29 +141,47 @@ def ros_environment(domain_id: int | None = None) -> dict:
     elif "ROS_DOMAIN_ID" not in env:
         env["ROS_DOMAIN_ID"] = str(private_domain_id())
     if env.get("ROS_AUTOMATIC_DISCOVERY_RANGE", "").upper() == "LOCALHOST":
-        print("warning: ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST cancels FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA; "
-              "camera frames may be lost", file=sys.stderr)
+        print(
+            "warning: ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST cancels FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA; "
+            "camera frames may be lost",
+            file=sys.stderr,
+        )
     return env
 
 
-def simulation_graph(circuit: str = "simple_circuit", direction: str = "ccw", brain_config=DEFAULT_BRAIN_CONFIG,
-                     clock: str | None = None, record: bool = False, out_dir="runs/ros", scale: float = 1.0,
-                     timeout: float | None = None, sim_config=None, domain_id: int | None = None) -> Graph:
+def simulation_graph(
+    circuit: str = "simple_circuit",
+    direction: str = "ccw",
+    brain_config=DEFAULT_BRAIN_CONFIG,
+    clock: str | None = None,
+    record: bool = False,
+    out_dir="runs/ros",
+    scale: float = 1.0,
+    timeout: float | None = None,
+    sim_config=None,
+    domain_id: int | None = None,
+) -> Graph:
     """The processes of launch/simulation.launch.py, with their arguments (nothing is started)."""
-    from ..evaluation import run_slug
-    from ..resources import config_path
-    from ..sim_config import load_sim_parameters
-    from .brain_node import brain_label, load_brain_parameters
+    from pilotnet_brain.evaluation.drive import run_slug
+    from pilotnet_brain.resources import config_path
+    from pilotnet_brain.ros.brain_node import brain_label, load_brain_parameters
+    from pilotnet_brain.sim.settings import load_sim_parameters
 
     out_dir = Path(out_dir).resolve()
     brain_yaml = resolve_brain_config(brain_config)
-    brain_params = load_brain_parameters(brain_yaml)          # unknown names: ConfigError, before any start
+    brain_params = load_brain_parameters(brain_yaml)  # unknown names: ConfigError, before any start
     sim_yaml = Path(sim_config).resolve() if sim_config else config_path(SIM_CONFIG_FILE).resolve()
     load_sim_parameters(sim_yaml)
-    from ..circuits import load_circuit
+    from pilotnet_brain.sim.circuits import load_circuit
+
     c = load_circuit(circuit, direction=direction, scale=scale)  # unknown circuit: error before any start
-    sim_params = {"circuit": str(circuit), "direction": direction, "scale": float(scale),
-                  "wait_for_metrics": True, "odom_subscribers": 2 if record else 1}
+    sim_params = {
+        "circuit": str(circuit),
+        "direction": direction,
+        "scale": float(scale),
+        "wait_for_metrics": True,
+        "odom_subscribers": 2 if record else 1,
+    }
     if clock:
         sim_params["clock"] = clock
     if timeout:
@@ -167,30 +189,60 @@ def simulation_graph(circuit: str = "simple_circuit", direction: str = "ccw", br
     logs = out_dir / "logs"
     graph = Graph(env=ros_environment(domain_id), metrics_dir=out_dir)
     graph.processes = [
-        ProcessSpec("metrics_node", node_command("metrics_node") + ros_args(
-            "metrics_node", (), {"circuit": str(circuit), "direction": direction, "scale": float(scale),
-                                 "brain_config": str(brain_yaml), "output_dir": str(out_dir)}),
-            logs / "metrics_node.log"),
-        ProcessSpec("brain_node", node_command("brain_node") + ros_args("brain_node", [brain_yaml]),
-                    logs / "brain_node.log"),
-        ProcessSpec("sim_node", node_command("sim_node") + ros_args("sim_node", [sim_yaml], sim_params),
-                    logs / "sim_node.log"),
+        ProcessSpec(
+            "metrics_node",
+            node_command("metrics_node")
+            + ros_args(
+                "metrics_node",
+                (),
+                {
+                    "circuit": str(circuit),
+                    "direction": direction,
+                    "scale": float(scale),
+                    "brain_config": str(brain_yaml),
+                    "output_dir": str(out_dir),
+                },
+            ),
+            logs / "metrics_node.log",
+        ),
+        ProcessSpec(
+            "brain_node", node_command("brain_node") + ros_args("brain_node", [brain_yaml]), logs / "brain_node.log"
+        ),
+        ProcessSpec(
+            "sim_node", node_command("sim_node") + ros_args("sim_node", [sim_yaml], sim_params), logs / "sim_node.log"
+        ),
     ]
     if record:
         graph.bag_path = out_dir / (run_slug(c.name, direction, brain_label(brain_params)) + "_bag")
-        graph.processes.insert(0, ProcessSpec(
-            RECORDER_EXECUTABLE, node_command(RECORDER_EXECUTABLE) + ros_args(
-                RECORDER_EXECUTABLE, (), recorder_parameters(graph.bag_path, circuit, direction, scale,
-                                                             brain_label(brain_params), clock or "",
-                                                             brain_yaml)),
-            logs / f"{RECORDER_EXECUTABLE}.log", required=False))
+        graph.processes.insert(
+            0,
+            ProcessSpec(
+                RECORDER_EXECUTABLE,
+                node_command(RECORDER_EXECUTABLE)
+                + ros_args(
+                    RECORDER_EXECUTABLE,
+                    (),
+                    recorder_parameters(
+                        graph.bag_path, circuit, direction, scale, brain_label(brain_params), clock or "", brain_yaml
+                    ),
+                ),
+                logs / f"{RECORDER_EXECUTABLE}.log",
+                required=False,
+            ),
+        )
     return graph
 
 
 def recorder_parameters(bag_path, circuit, direction, scale, brain, clock, brain_config) -> dict:
     """Parameters of the bag_recorder node (pilotnet_brain/ros/bag_recorder.py) for one run."""
-    params = {"bag_path": str(bag_path), "circuit": str(circuit), "direction": direction,
-              "scale": float(scale), "brain": brain, "brain_config": str(brain_config)}
+    params = {
+        "bag_path": str(bag_path),
+        "circuit": str(circuit),
+        "direction": direction,
+        "scale": float(scale),
+        "brain": brain,
+        "brain_config": str(brain_config),
+    }
     if clock:
         params["clock"] = clock
     return params
@@ -201,6 +253,7 @@ def _die_with_parent():
     """In the child before exec: get SIGTERM when the launcher dies (Linux), so nothing is orphaned."""
     try:
         import ctypes
+
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except Exception:
         pass
@@ -218,9 +271,15 @@ class ProcessGroup:
         if spec.log is not None:
             spec.log.parent.mkdir(parents=True, exist_ok=True)
             log = open(spec.log, "wb")
-        proc = subprocess.Popen(spec.argv, env=self.env, stdin=subprocess.DEVNULL,
-                                stdout=log or subprocess.DEVNULL, stderr=subprocess.STDOUT,
-                                start_new_session=True, preexec_fn=_die_with_parent)
+        proc = subprocess.Popen(
+            spec.argv,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=log or subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
         self.procs.append((spec, proc, log))
         return proc
 
@@ -241,7 +300,7 @@ class ProcessGroup:
             deadline = time.monotonic() + wait
             while time.monotonic() < deadline and any(p.poll() is None for p in alive):
                 time.sleep(0.05)
-        for _, p, _ in self.procs:   # whole process groups: anything a node forked goes too
+        for _, p, _ in self.procs:  # whole process groups: anything a node forked goes too
             if p.poll() is not None:
                 self._signal(p, signal.SIGKILL)
         codes = {}
@@ -280,6 +339,7 @@ class _SigtermAsInterrupt:
 
 def threading_is_main() -> bool:
     import threading
+
     return threading.current_thread() is threading.main_thread()
 
 
@@ -296,8 +356,9 @@ def run_graph(graph: Graph, timeout: float, done=None, sigint_timeout: float = 5
                 for spec, p, _ in group.procs:
                     rc = p.poll()
                     if rc is not None and rc != 0 and spec.required:
-                        raise LaunchError(f"{spec.name} exited with code {rc}; its log ({spec.log}):\n"
-                                          f"{_tail(spec.log)}")
+                        raise LaunchError(
+                            f"{spec.name} exited with code {rc}; its log ({spec.log}):\n{_tail(spec.log)}"
+                        )
                 metrics = next((p for s, p, _ in group.procs if s.name == "metrics_node"), None)
                 if done is not None and done():
                     break
@@ -312,10 +373,18 @@ def run_graph(graph: Graph, timeout: float, done=None, sigint_timeout: float = 5
     return codes
 
 
-def run_simulation(circuit: str = "simple_circuit", direction: str = "ccw", brain_config=DEFAULT_BRAIN_CONFIG,
-                   clock: str | None = None, record: bool = False, out_dir="runs/ros",
-                   timeout: float | None = None, scale: float = 1.0, wall_timeout: float | None = None,
-                   domain_id: int | None = None) -> dict:
+def run_simulation(
+    circuit: str = "simple_circuit",
+    direction: str = "ccw",
+    brain_config=DEFAULT_BRAIN_CONFIG,
+    clock: str | None = None,
+    record: bool = False,
+    out_dir="runs/ros",
+    timeout: float | None = None,
+    scale: float = 1.0,
+    wall_timeout: float | None = None,
+    domain_id: int | None = None,
+) -> dict:
     """One closed-loop run of the ROS graph: sim_node + brain_node + metrics_node (+ bag_recorder).
 
     timeout: simulated seconds before the episode is stopped (default: the circuit's time-out);
@@ -325,37 +394,47 @@ def run_simulation(circuit: str = "simple_circuit", direction: str = "ccw", brai
     """
     import json
 
-    from ..circuits import load_circuit
-    from ..simulator import default_timeout_s
+    from pilotnet_brain.sim.circuits import load_circuit
+    from pilotnet_brain.sim.world import default_timeout_s
 
-    graph = simulation_graph(circuit, direction, brain_config, clock, record, out_dir, scale, timeout,
-                             domain_id=domain_id)
+    graph = simulation_graph(
+        circuit, direction, brain_config, clock, record, out_dir, scale, timeout, domain_id=domain_id
+    )
     if wall_timeout is None:
         sim_s = timeout or default_timeout_s(load_circuit(circuit, direction=direction, scale=scale))
-        wall_timeout = 60.0 + 3.0 * sim_s   # realtime runs take sim_s; lockstep is faster
+        wall_timeout = 60.0 + 3.0 * sim_s  # realtime runs take sim_s; lockstep is faster
     before = {p: p.stat().st_mtime for p in graph.metrics_dir.glob("*.json")} if graph.metrics_dir.exists() else {}
     t0 = time.monotonic()
     codes = run_graph(graph, wall_timeout)
     new = [p for p in graph.metrics_dir.glob("*.json") if before.get(p) != p.stat().st_mtime]
     if not new:
-        raise LaunchError(f"metrics_node wrote no metrics JSON in {graph.metrics_dir}; logs in "
-                          f"{graph.metrics_dir / 'logs'}")
+        raise LaunchError(
+            f"metrics_node wrote no metrics JSON in {graph.metrics_dir}; logs in {graph.metrics_dir / 'logs'}"
+        )
     path = max(new, key=lambda p: p.stat().st_mtime)
-    return {"metrics": json.loads(path.read_text()), "metrics_path": path, "bag_path": graph.bag_path,
-            "out_dir": graph.metrics_dir, "logs": graph.metrics_dir / "logs",
-            "domain_id": int(graph.env["ROS_DOMAIN_ID"]), "exit_codes": codes,
-            "wall_s": time.monotonic() - t0}
+    return {
+        "metrics": json.loads(path.read_text()),
+        "metrics_path": path,
+        "bag_path": graph.bag_path,
+        "out_dir": graph.metrics_dir,
+        "logs": graph.metrics_dir / "logs",
+        "domain_id": int(graph.env["ROS_DOMAIN_ID"]),
+        "exit_codes": codes,
+        "wall_s": time.monotonic() - t0,
+    }
 
 
 def brain_graph(brain_config=DEFAULT_BRAIN_CONFIG, domain_id: int | None = None) -> Graph:
     """launch/brain.launch.py: the brain alone, for a real Gazebo world (logs to the terminal)."""
-    from .brain_node import load_brain_parameters
+    from pilotnet_brain.ros.brain_node import load_brain_parameters
 
     yaml_path = resolve_brain_config(brain_config)
     load_brain_parameters(yaml_path)
     env = ros_environment(domain_id) if domain_id is not None else dict(os.environ, **topics.FASTDDS_ENV)
-    return Graph(processes=[ProcessSpec("brain_node", node_command("brain_node") + ros_args("brain_node", [yaml_path]),
-                                        None)], env=env)
+    return Graph(
+        processes=[ProcessSpec("brain_node", node_command("brain_node") + ros_args("brain_node", [yaml_path]), None)],
+        env=env,
+    )
 
 
 def run_brain(brain_config=DEFAULT_BRAIN_CONFIG) -> int:

@@ -11,6 +11,7 @@ graph (the launch file shuts down on its exit; so does the launcher).
 Hook for offline analysis (`pilotnet-brain analyze` on a bag): `metrics_from_arrays(...)` recomputes
 the same metrics from the recorded arrays without ROS; `brain_stats_arrays` unpacks ~/stats messages.
 """
+
 from __future__ import annotations
 
 import sys
@@ -19,17 +20,18 @@ from pathlib import Path
 
 import numpy as np
 
-from ..metrics import RunRecord, compute_metrics, metrics_table, write_metrics_json
-from . import topics
-from .node_runtime import lazy_node_class, run_node
+from pilotnet_brain import interfaces as topics
+from pilotnet_brain.evaluation.metrics import compute_metrics, metrics_table, write_metrics_json
+from pilotnet_brain.ros.node_runtime import lazy_node_class, run_node
+from pilotnet_brain.sim.record import RunRecord
 
 NODE_NAME = "metrics_node"
 METRICS_PARAMETERS = {
     "circuit": "simple_circuit",
     "direction": "ccw",
     "scale": 1.0,
-    "brain": "",                 # label in the metrics; '' = read from brain_config, else 'unknown'
-    "brain_config": "",          # brain_node parameters YAML (for the label)
+    "brain": "",  # label in the metrics; '' = read from brain_config, else 'unknown'
+    "brain_config": "",  # brain_node parameters YAML (for the label)
     "output_dir": "runs/ros",
     "reference_spacing": 1.0,
     "odom_topic": topics.ODOM_TOPIC,
@@ -47,25 +49,51 @@ def brain_stats_arrays(stats_rows) -> dict:
     """Rows of ~/stats data (topics.BRAIN_STATS_FIELDS) -> arrays in seconds: frame_stamp_s,
     inference_s, iteration_s, period_s, overhead_s."""
     a = np.asarray(list(stats_rows), dtype=float).reshape(-1, len(topics.BRAIN_STATS_FIELDS))
-    return {"frame_stamp_s": a[:, 0], "inference_s": a[:, 1] / 1e3, "iteration_s": a[:, 2] / 1e3,
-            "period_s": a[:, 3] / 1e3, "overhead_s": a[:, 4] / 1e3}
+    return {
+        "frame_stamp_s": a[:, 0],
+        "inference_s": a[:, 1] / 1e3,
+        "iteration_s": a[:, 2] / 1e3,
+        "period_s": a[:, 3] / 1e3,
+        "overhead_s": a[:, 4] / 1e3,
+    }
 
 
-def record_from_arrays(circuit: str, direction: str, brain: str, odom_t, odom_xy, iteration_s, inference_s,
-                       frame_count: int, wall_time_s: float, end_reason: str, scale: float = 1.0,
-                       reference_spacing_m: float = 1.0) -> RunRecord:
+def record_from_arrays(
+    circuit: str,
+    direction: str,
+    brain: str,
+    odom_t,
+    odom_xy,
+    iteration_s,
+    inference_s,
+    frame_count: int,
+    wall_time_s: float,
+    end_reason: str,
+    scale: float = 1.0,
+    reference_spacing_m: float = 1.0,
+) -> RunRecord:
     """A RunRecord from recorded arrays: odometry (sim time, x/y) and brain timings (s).
 
     Delegates to `bags.run_record_from_arrays`, the one construction shared with `analyze` (bags), so a
     live run and its bag score the same.
     """
-    from ..bags import run_record_from_arrays
+    from pilotnet_brain.bags.core import run_record_from_arrays
 
     return run_record_from_arrays(
-        circuit=circuit, direction=direction, brain=brain, t=odom_t, xy=odom_xy, iteration_wall_s=iteration_s,
-        inference_s=inference_s, frame_count=frame_count,
-        off_track_events=1 if end_reason == topics.OFF_TRACK else 0, wall_time_s=wall_time_s,
-        end_reason=end_reason, scale=scale, reference_spacing_m=reference_spacing_m)
+        circuit=circuit,
+        direction=direction,
+        brain=brain,
+        t=odom_t,
+        xy=odom_xy,
+        iteration_wall_s=iteration_s,
+        inference_s=inference_s,
+        frame_count=frame_count,
+        off_track_events=1 if end_reason == topics.OFF_TRACK else 0,
+        wall_time_s=wall_time_s,
+        end_reason=end_reason,
+        scale=scale,
+        reference_spacing_m=reference_spacing_m,
+    )
 
 
 def metrics_from_arrays(*args, **kwargs) -> dict:
@@ -91,13 +119,17 @@ def _make_node_class():
     from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
     from std_msgs.msg import Float64MultiArray, String
 
-    from ..evaluation import run_slug
-    from .image_conversion import stamp_to_s
-    from .params import check_node_overrides
+    from pilotnet_brain.evaluation.drive import run_slug
+    from pilotnet_brain.ros.image_conversion import stamp_to_s
+    from pilotnet_brain.ros.params import check_node_overrides
 
     reliable = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
-    latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST,
-                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    latched = QoSProfile(
+        depth=1,
+        reliability=ReliabilityPolicy.RELIABLE,
+        history=HistoryPolicy.KEEP_LAST,
+        durability=DurabilityPolicy.TRANSIENT_LOCAL,
+    )
 
     class MetricsNode(Node):
         def __init__(self, **node_kwargs):
@@ -108,10 +140,12 @@ def _make_node_class():
             p = self.params = {name: self.get_parameter(name).value for name in METRICS_PARAMETERS}
             self.brain = p["brain"]
             if not self.brain and p["brain_config"]:
-                from .brain_node import brain_label, load_brain_parameters
+                from pilotnet_brain.ros.brain_node import brain_label, load_brain_parameters
+
                 self.brain = brain_label(load_brain_parameters(p["brain_config"]))
             self.brain = self.brain or "unknown"
-            from ..circuits import load_circuit
+            from pilotnet_brain.sim.circuits import load_circuit
+
             load_circuit(p["circuit"], direction=p["direction"], scale=float(p["scale"]))  # fail early
             self._run_slug = run_slug
             self.odom_t, self.odom_xy, self.stats, self.commands = [], [], [], 0
@@ -123,8 +157,9 @@ def _make_node_class():
             self.done = False
             self._stamp_to_s = stamp_to_s
             self._cmd_sub = self.create_subscription(Twist, p["cmd_vel_topic"], self._on_cmd, 10)
-            self._stats_sub = self.create_subscription(Float64MultiArray, p["brain_stats_topic"],
-                                                       self._on_brain_stats, reliable)
+            self._stats_sub = self.create_subscription(
+                Float64MultiArray, p["brain_stats_topic"], self._on_brain_stats, reliable
+            )
             self.create_subscription(Float64MultiArray, p["sim_stats_topic"], self._on_sim_stats, latched)
             self.create_subscription(String, p["status_topic"], self._on_status, latched)
             self.create_timer(0.05, self._check_done)
@@ -145,7 +180,7 @@ def _make_node_class():
             self.commands += 1
 
         def _on_brain_stats(self, msg):
-            self.stats.append(tuple(msg.data[:len(topics.BRAIN_STATS_FIELDS)]))
+            self.stats.append(tuple(msg.data[: len(topics.BRAIN_STATS_FIELDS)]))
 
         def _on_sim_stats(self, msg):
             self.sim_stats = topics.stats_dict(msg.data, topics.SIM_STATS_FIELDS)
@@ -171,10 +206,19 @@ def _make_node_class():
             s = self.sim_stats or {}
             stats = brain_stats_arrays(self.stats)
             record = record_from_arrays(
-                p["circuit"], p["direction"], self.brain, self.odom_t, self.odom_xy, stats["iteration_s"],
-                stats["inference_s"], int(s.get("frame_count", len(self.stats))),
-                s.get("wall_time_s", 0.0), self.end_reason, scale=float(p["scale"]),
-                reference_spacing_m=float(p["reference_spacing"]))
+                p["circuit"],
+                p["direction"],
+                self.brain,
+                self.odom_t,
+                self.odom_xy,
+                stats["iteration_s"],
+                stats["inference_s"],
+                int(s.get("frame_count", len(self.stats))),
+                s.get("wall_time_s", 0.0),
+                self.end_reason,
+                scale=float(p["scale"]),
+                reference_spacing_m=float(p["reference_spacing"]),
+            )
             m = compute_metrics(record)
             m["camera_to_command_latency_ms"] = s.get("latency_mean_ms")
             m["lockstep_timeouts"] = int(s.get("lockstep_timeouts", 0))
@@ -187,18 +231,21 @@ def _make_node_class():
             append_summary_row(m, out / "summary.csv")
             if p["plot"]:
                 try:
-                    from ..circuits import load_circuit
-                    from ..plots import plot_trajectory
+                    from pilotnet_brain.evaluation.plots import plot_trajectory
+                    from pilotnet_brain.sim.circuits import load_circuit
+
                     c = load_circuit(p["circuit"], direction=p["direction"], scale=float(p["scale"]))
-                    plot_trajectory(record, m, out / f"{slug}.png", circuit_xy=c.centerline,
-                                    half_width_m=c.half_width_m)
+                    plot_trajectory(
+                        record, m, out / f"{slug}.png", circuit_xy=c.centerline, half_width_m=c.half_width_m
+                    )
                 except Exception as error:
                     self.get_logger().warning(f"trajectory plot failed: {error!r}")
             self.metrics = m
             self.done = True
             self.get_logger().info(
                 f"{record.end_reason}: completed {m['completed_pct']:.1f} %, brain "
-                f"{m['brain_iteration_frequency_hz'] or 0:.1f} Hz -> {self.metrics_path}")
+                f"{m['brain_iteration_frequency_hz'] or 0:.1f} Hz -> {self.metrics_path}"
+            )
 
         def _subscribe_odometry_when_matched(self):
             matched = self._cmd_sub.get_publisher_count() > 0 and self._stats_sub.get_publisher_count() > 0
@@ -216,10 +263,11 @@ MetricsNode = lazy_node_class(_make_node_class, "MetricsNode")
 
 
 def main(args=None) -> int:
-    from .brain_node import startup_errors
+    from pilotnet_brain.ros.brain_node import startup_errors
 
-    return run_node(NODE_NAME, MetricsNode, startup_errors,
-                    done=lambda node: node.done and node.params["exit_on_done"], args=args)
+    return run_node(
+        NODE_NAME, MetricsNode, startup_errors, done=lambda node: node.done and node.params["exit_on_done"], args=args
+    )
 
 
 if __name__ == "__main__":

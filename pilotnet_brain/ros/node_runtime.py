@@ -2,6 +2,7 @@
 
 rclpy is imported inside the functions only, so the package imports without ROS.
 """
+
 from __future__ import annotations
 
 import os
@@ -28,8 +29,16 @@ def lazy_node_class(make_class, name: str | None = None, doc: str | None = None)
     return construct
 
 
-def run_node(node_name: str, make_node, startup_errors, done=lambda node: False, on_start=None,
-             on_stop=None, exit_code=lambda node: 0, args=None) -> int:
+def run_node(
+    node_name: str,
+    make_node,
+    startup_errors,
+    done=lambda node: False,
+    on_start=None,
+    on_stop=None,
+    exit_code=lambda node: 0,
+    args=None,
+) -> int:
     """rclpy.init, build the node, spin it (SingleThreadedExecutor) until rclpy shuts down or `done(node)`.
 
     `startup_errors()` returns the exceptions that mean 'cannot start as configured': logged as a fatal
@@ -82,7 +91,10 @@ def run_node(node_name: str, make_node, startup_errors, done=lambda node: False,
 
 
 def _exit_after_stuck_teardown(node_name: str, rc: int) -> None:
-    print(f"[{node_name}] ROS teardown did not finish in {TEARDOWN_TIMEOUT_S:.0f} s; exiting with code {rc}",
-          file=sys.stderr, flush=True)
+    print(
+        f"[{node_name}] ROS teardown did not finish in {TEARDOWN_TIMEOUT_S:.0f} s; exiting with code {rc}",
+        file=sys.stderr,
+        flush=True,
+    )
     sys.stdout.flush()
     os._exit(rc)

@@ -4,13 +4,14 @@ rclpy silently ignores parameters a node never declares, so a typo in a YAML (`m
 would go unnoticed. The nodes check their overrides against what they declare, and the launcher checks
 the files before starting anything, with `load_node_parameters`.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import yaml
 
-from ..sim_config import ConfigError
+from pilotnet_brain.errors import ConfigError
 
 #: Parameters every rclpy node has.
 BUILTIN_PARAMETERS = ("use_sim_time", "start_type_description_service")

@@ -22,6 +22,7 @@ Clocks:
   camera->command wall latency when latency < 0), and advance to the next frame. Deterministic up to
   that latency (bit-exact with a fixed latency).
 """
+
 from __future__ import annotations
 
 import math
@@ -31,10 +32,11 @@ import time
 
 import numpy as np
 
-from ..sim_config import SIM_PARAMETERS, load_sim_parameters, sim_config_from_parameters
-from . import topics
-from .image_conversion import image_to_msg, set_stamp
-from .node_runtime import lazy_node_class, run_node
+from pilotnet_brain import interfaces as topics
+from pilotnet_brain.ros.image_conversion import image_to_msg, set_stamp
+from pilotnet_brain.ros.messages import stats_layout
+from pilotnet_brain.ros.node_runtime import lazy_node_class, run_node
+from pilotnet_brain.sim.settings import SIM_PARAMETERS, load_sim_parameters, sim_config_from_parameters
 
 NODE_NAME = "sim_node"
 NODE_EXTRA_PARAMETERS = {
@@ -47,7 +49,7 @@ NODE_EXTRA_PARAMETERS = {
     "command_timeout": 2.0,
     "wait_for_brain": True,
     "wait_for_metrics": False,
-    "odom_subscribers": 1,       # with wait_for_metrics: how many odometry subscribers (2 = metrics + bag_recorder)
+    "odom_subscribers": 1,  # with wait_for_metrics: how many odometry subscribers (2 = metrics + bag_recorder)
     "startup_timeout": 60.0,
     "exit_on_end": True,
     "linger": 1.0,
@@ -56,9 +58,17 @@ NODE_EXTRA_PARAMETERS = {
 
 def sim_node_defaults() -> dict:
     """All sim_node parameters with their defaults (simulation.yaml's values for the simulator ones)."""
-    defaults = {"circuit": "simple_circuit", "direction": "ccw", "scale": 1.0, "clock": "lockstep",
-                "camera_rate": 30.0, "physics_dt": 0.01, "off_track_margin": 1.0, "timeout": 0.0,
-                "latency": -1.0}
+    defaults = {
+        "circuit": "simple_circuit",
+        "direction": "ccw",
+        "scale": 1.0,
+        "clock": "lockstep",
+        "camera_rate": 30.0,
+        "physics_dt": 0.01,
+        "off_track_margin": 1.0,
+        "timeout": 0.0,
+        "latency": -1.0,
+    }
     try:
         defaults.update(load_sim_parameters())
     except Exception:  # no share dir: keep the built-in defaults
@@ -83,18 +93,22 @@ def _make_node_class():
     from sensor_msgs.msg import Image
     from std_msgs.msg import Float64MultiArray, String
 
-    from ..brains import STOP, Command
-    from ..circuits import load_circuit
-    from ..simulator import World, _end_reason, default_timeout_s
+    from pilotnet_brain.control import STOP, Command
+    from pilotnet_brain.sim.circuits import load_circuit
+    from pilotnet_brain.sim.world import World, _end_reason, default_timeout_s
 
     reliable = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
-    latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST,
-                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    latched = QoSProfile(
+        depth=1,
+        reliability=ReliabilityPolicy.RELIABLE,
+        history=HistoryPolicy.KEEP_LAST,
+        durability=DurabilityPolicy.TRANSIENT_LOCAL,
+    )
 
     class SimNode(Node):
         def __init__(self, **node_kwargs):
             super().__init__(NODE_NAME, **node_kwargs)
-            from .params import check_node_overrides
+            from pilotnet_brain.ros.params import check_node_overrides
 
             defaults = sim_node_defaults()
             for name, default in defaults.items():
@@ -118,26 +132,27 @@ def _make_node_class():
             self._cmd = STOP
             self._cmd_seq = 0
             self._cmd_wall = 0.0
-            self._answered_stamp = None    # frame stamp of the newest brain stats
-            self._published = {}           # frame stamp -> wall time published (realtime latency)
+            self._answered_stamp = None  # frame stamp of the newest brain stats
+            self._published = {}  # frame stamp -> wall time published (realtime latency)
             self._Command, self._STOP, self._end_reason = Command, STOP, _end_reason
-            self.latencies = []            # camera -> command, wall s
+            self.latencies = []  # camera -> command, wall s
             self.lockstep_timeouts = 0
             self.frame_count = 0
             self.end_reason = None
-            self.finished = threading.Event()   # set when the node may exit (after linger)
+            self.finished = threading.Event()  # set when the node may exit (after linger)
             self._stop = threading.Event()
             self._image = Image()
             self._odom = Odometry()
             self._odom.header.frame_id = topics.ODOM_FRAME_ID
             self._odom.child_frame_id = topics.BASE_FRAME_ID
             self._clock = Clock()
-            self._stats = Float64MultiArray(layout=topics.stats_layout(topics.SIM_STATS_FIELDS))
+            self._stats = Float64MultiArray(layout=stats_layout(topics.SIM_STATS_FIELDS))
             self._thread = None
             self._publish_status(topics.WAITING)
             self.get_logger().info(
                 f"{self.circuit.name} {self.circuit.direction} ({self.circuit.length_m:.0f} m), clock "
-                f"{self.config.clock}, camera {self.config.camera_rate_hz:g} Hz, time-out {self.timeout_s:g} s")
+                f"{self.config.clock}, camera {self.config.camera_rate_hz:g} Hz, time-out {self.timeout_s:g} s"
+            )
 
         # --- callbacks (executor thread) -------------------------------------------------------
         def _on_cmd(self, msg):
@@ -184,10 +199,15 @@ def _make_node_class():
 
         def _publish_stats(self, wall0):
             lat = np.asarray(self.latencies) * 1e3
-            self._stats.data = [float(self.world.sim_time_s), float(self.frame_count),
-                                time.perf_counter() - wall0, float(self.world.off_track_events),
-                                float(lat.mean()) if len(lat) else 0.0, float(lat.max()) if len(lat) else 0.0,
-                                float(self.lockstep_timeouts)]
+            self._stats.data = [
+                float(self.world.sim_time_s),
+                float(self.frame_count),
+                time.perf_counter() - wall0,
+                float(self.world.off_track_events),
+                float(lat.mean()) if len(lat) else 0.0,
+                float(lat.max()) if len(lat) else 0.0,
+                float(self.lockstep_timeouts),
+            ]
             self.stats_pub.publish(self._stats)
 
         # --- start-up -------------------------------------------------------------------------------
@@ -202,15 +222,15 @@ def _make_node_class():
                     if self.count_publishers(p["cmd_vel_topic"]) < 1:
                         missing.append(f"a publisher on {p['cmd_vel_topic']}")
                 n = max(1, int(p["odom_subscribers"]))
-                if p["wait_for_metrics"] and (self.count_subscribers(p["odom_topic"]) < n
-                                              or self.count_subscribers(p["status_topic"]) < n):
+                if p["wait_for_metrics"] and (
+                    self.count_subscribers(p["odom_topic"]) < n or self.count_subscribers(p["status_topic"]) < n
+                ):
                     missing.append(f"{n} subscriber(s) on {p['odom_topic']} and {p['status_topic']}")
                 if not missing:
                     time.sleep(0.5)  # discovery seen; let the endpoints finish matching
                     return True
                 time.sleep(0.05)
-            self.get_logger().error(f"start-up: still waiting for {', '.join(missing)} after "
-                                    f"{p['startup_timeout']} s")
+            self.get_logger().error(f"start-up: still waiting for {', '.join(missing)} after {p['startup_timeout']} s")
             return False
 
         # --- the episode ----------------------------------------------------------------------------
@@ -247,7 +267,8 @@ def _make_node_class():
                     f"episode ended: {reason} at t={self.world.sim_time_s:.2f} s, progress "
                     f"{self.world.progress_m:.0f}/{self.circuit.length_m:.0f} m, {self.frame_count} frames, "
                     f"camera->command latency mean {lat.mean() if len(lat) else float('nan'):.2f} ms, "
-                    f"{self.lockstep_timeouts} command time-outs")
+                    f"{self.lockstep_timeouts} command time-outs"
+                )
                 if self.params["exit_on_end"]:
                     self._stop.wait(float(self.params["linger"]))
             except Exception as error:  # report, do not hang the launcher
@@ -279,10 +300,18 @@ def _make_node_class():
                     self._publish_frame(frame, t)
                     with self._cond:
                         ok = self._cond.wait_for(
-                            lambda: self._stop.is_set() or (
-                                self._cmd_seq > seq0 and (not use_stats or (
-                                    self._answered_stamp is not None and abs(self._answered_stamp - t) < 1e-6))),
-                            timeout=wait_s)
+                            lambda: (
+                                self._stop.is_set()
+                                or (
+                                    self._cmd_seq > seq0
+                                    and (
+                                        not use_stats
+                                        or (self._answered_stamp is not None and abs(self._answered_stamp - t) < 1e-6)
+                                    )
+                                )
+                            ),
+                            timeout=wait_s,
+                        )
                         cmd, got_at = self._cmd, self._cmd_wall
                     if self._stop.is_set():
                         return None
@@ -294,7 +323,8 @@ def _make_node_class():
                         self.lockstep_timeouts += 1
                         self.get_logger().warning(
                             f"no command for frame t={t:.2f} s within {wait_s} s; keeping the last one",
-                            throttle_duration_sec=5.0)
+                            throttle_duration_sec=5.0,
+                        )
                     next_frame_t += frame_period
                 while pending and pending[0][0] <= t + 1e-9:
                     applied = pending.pop(0)[1]
@@ -338,14 +368,18 @@ SimNode = lazy_node_class(_make_node_class, "SimNode")
 
 
 def main(args=None) -> int:
-    from ..circuits import CircuitError
-    from ..sim_config import ConfigError
+    from pilotnet_brain.errors import CircuitError, ConfigError
 
-    return run_node(NODE_NAME, SimNode, lambda: (ConfigError, CircuitError, ValueError, FileNotFoundError),
-                    done=lambda node: node.finished.is_set(), on_start=lambda node: node.start(),
-                    on_stop=lambda node: node.stop(),
-                    exit_code=lambda node: 3 if node.end_reason in ("startup_failed", "error") else 0,
-                    args=args)
+    return run_node(
+        NODE_NAME,
+        SimNode,
+        lambda: (ConfigError, CircuitError, ValueError, FileNotFoundError),
+        done=lambda node: node.finished.is_set(),
+        on_start=lambda node: node.start(),
+        on_stop=lambda node: node.stop(),
+        exit_code=lambda node: 3 if node.end_reason in ("startup_failed", "error") else 0,
+        args=args,
+    )
 
 
 if __name__ == "__main__":

@@ -1,0 +1,123 @@
+"""Recorded datasets as arrays for training and offline evaluation.
+
+Frames go through the one preprocessing path (crop_and_resize) once and are cached as 66x200 uint8
+next to the data (`.pilotnet_cache.npz`, rebuilt when a data.csv changes), so an epoch never decodes
+a PNG. `to_network_input` (the second half of `preprocess`) is applied per batch.
+"""
+from __future__ import annotations
+
+import hashlib
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from pilotnet_brain.data.recording import read_sequence
+from pilotnet_brain.model.preprocessing import PREPROCESSING_VERSION, crop_and_resize
+
+CACHE_NAME = ".pilotnet_cache.npz"
+
+
+@dataclass
+class FrameSet:
+    images: np.ndarray      # (N, 66, 200, 3) uint8 RGB, already cropped and resized
+    labels: np.ndarray      # (N, 2) float32 physical (v, w)
+    sequence: np.ndarray    # (N,) int index into `sequences`
+    sequences: list[str]    # e.g. "montreal_ccw"
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def circuit_of(self, i: int) -> str:
+        return self.sequences[self.sequence[i]].split("@", 1)[0].rsplit("_", 1)[0]
+
+    def subset(self, mask: np.ndarray) -> "FrameSet":
+        return FrameSet(self.images[mask], self.labels[mask], self.sequence[mask], self.sequences)
+
+
+def sequence_dirs(data_dir: Path) -> list[Path]:
+    dirs = sorted(p.parent for p in Path(data_dir).glob("*/data.csv"))
+    if not dirs:
+        raise FileNotFoundError(f"no recorded sequences (*/data.csv) in {data_dir}; "
+                                "record some with `pilotnet-brain record --out DIR`")
+    return dirs
+
+
+def _load_image(path: Path) -> np.ndarray:
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ValueError(f"cannot read image {path}")
+    return crop_and_resize(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+
+
+def load_frames(data_dir: str | Path, use_cache: bool = True, workers: int = 4) -> FrameSet:
+    """Every frame of every sequence under data_dir (sorted by sequence name, then frame)."""
+    data_dir = Path(data_dir)
+    dirs = sequence_dirs(data_dir)
+    digest = hashlib.sha256(PREPROCESSING_VERSION.encode())
+    for d in dirs:
+        digest.update(d.name.encode())
+        digest.update((d / "data.csv").read_bytes())
+        for image in sorted((d / "images").glob("*.png")):  # a re-recorded frame invalidates the cache
+            st = image.stat()
+            digest.update(f"{image.name}:{st.st_size}:{st.st_mtime_ns}".encode())
+    key = digest.hexdigest()
+    cache = data_dir / CACHE_NAME
+    if use_cache and cache.is_file():
+        with np.load(cache, allow_pickle=False) as z:
+            if str(z["key"]) == key:
+                return FrameSet(z["images"], z["labels"], z["sequence"], [str(s) for s in z["sequences"]])
+
+    paths, labels, seq = [], [], []
+    for i, d in enumerate(dirs):
+        for row in read_sequence(d):
+            paths.append(d / row["image"])
+            labels.append((row["v"], row["w"]))
+            seq.append(i)
+    with ThreadPoolExecutor(workers) as pool:  # cv2 releases the GIL while decoding
+        images = np.stack(list(pool.map(_load_image, paths)))
+    frames = FrameSet(images, np.asarray(labels, np.float32), np.asarray(seq, np.int32), [d.name for d in dirs])
+    if use_cache:
+        try:
+            np.savez(cache, key=key, images=frames.images, labels=frames.labels, sequence=frames.sequence,
+                     sequences=np.asarray(frames.sequences))
+        except OSError:
+            pass  # a read-only dataset still works, just slower next time
+    return frames
+
+
+def concat_frame_sets(sets: list[FrameSet], labels: list[str]) -> FrameSet:
+    """Several FrameSets as one (e.g. expert recordings + DAgger recordings).
+
+    Sequence names that occur in more than one set get that set's label as a suffix
+    ("many_curves_ccw@dagger"), so circuit_of still finds the circuit and no two sequences merge.
+    """
+    if len(sets) == 1:
+        return sets[0]
+    counts: dict[str, int] = {}
+    for fs in sets:
+        for name in fs.sequences:
+            counts[name] = counts.get(name, 0) + 1
+    names, offset, seq = [], 0, []
+    for label, fs in zip(labels, sets):
+        names += [n if counts[n] == 1 else f"{n}@{label}" for n in fs.sequences]
+        seq.append(fs.sequence + offset)
+        offset += len(fs.sequences)
+    return FrameSet(np.concatenate([fs.images for fs in sets]), np.concatenate([fs.labels for fs in sets]),
+                    np.concatenate(seq).astype(np.int32), names)
+
+
+def block_split(n: int, val_fraction: float, block: int = 150, seed: int = 0) -> np.ndarray:
+    """Boolean validation mask choosing whole blocks of consecutive frames.
+
+    Neighbouring frames are near-duplicates: a per-frame random split would leak them into
+    validation and make its loss meaningless.
+    """
+    blocks = np.arange(n) // block
+    n_blocks = int(blocks.max()) + 1 if n else 0
+    rng = np.random.default_rng(seed)
+    n_val = max(1, int(round(n_blocks * val_fraction))) if n_blocks > 1 else 0
+    val_blocks = rng.choice(n_blocks, size=n_val, replace=False) if n_val else np.array([], int)
+    return np.isin(blocks, val_blocks)

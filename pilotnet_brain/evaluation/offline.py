@@ -1,0 +1,100 @@
+"""Offline evaluation: a backend's predictions against the expert's labels on recorded test circuits.
+
+Per circuit (both directions pooled): MSE of v, of w and of both on the normalised [0, 1] scale
+(DeepLearningStudio's scale, so the figures compare with theirs), MAE of v (m/s) and w (rad/s) in
+physical units, and the number of samples.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from pilotnet_brain.data.frames import FrameSet
+from pilotnet_brain.model.preprocessing import to_network_input
+
+
+def predict_frames(backend, frames: FrameSet, batch_size: int = 64) -> np.ndarray:
+    """(N, 2) normalised predictions of `backend` for every frame."""
+    out = np.empty((len(frames), 2), np.float32)
+    for start in range(0, len(frames), batch_size):
+        sl = slice(start, start + batch_size)
+        out[sl] = backend.predict_normalized(to_network_input(frames.images[sl]))
+    return out
+
+
+def score(pred_norm: np.ndarray, frames: FrameSet, ranges) -> dict:
+    """Per-circuit and overall error figures."""
+    target_norm = ranges.normalize(frames.labels)
+    pred_phys = ranges.denormalize(pred_norm)
+    circuits = np.array([frames.circuit_of(i) for i in range(len(frames))]) if len(frames) else np.array([])
+    results = {}
+    for name in sorted(set(circuits)) + ["all"]:
+        m = np.ones(len(frames), bool) if name == "all" else circuits == name
+        err = pred_norm[m] - target_norm[m]
+        phys = np.abs(pred_phys[m] - frames.labels[m])
+        results[name] = {
+            "samples": int(m.sum()),
+            "mse_v": float(np.mean(err[:, 0] ** 2)),
+            "mse_w": float(np.mean(err[:, 1] ** 2)),
+            "mse": float(np.mean(err**2)),
+            "mae_v_mps": float(np.mean(phys[:, 0])),
+            "mae_w_rps": float(np.mean(phys[:, 1])),
+        }
+    return results
+
+
+def format_table(results: dict) -> str:
+    lines = [
+        "| circuit | samples | MSE v | MSE w | MSE (v, w) | MAE v (m/s) | MAE w (rad/s) |",
+        "| :--- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name, r in results.items():
+        lines.append(
+            f"| {name} | {r['samples']} | {r['mse_v']:.5f} | {r['mse_w']:.5f} | {r['mse']:.5f} | "
+            f"{r['mae_v_mps']:.3f} | {r['mae_w_rps']:.4f} |"
+        )
+    return "\n".join(lines)
+
+
+def plot_predictions(pred_norm: np.ndarray, frames: FrameSet, ranges, path: Path, title: str = "") -> Path:
+    """Predicted vs true v and w (physical units), one colour per circuit."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    pred = ranges.denormalize(pred_norm)
+    circuits = np.array([frames.circuit_of(i) for i in range(len(frames))])
+    fig = Figure(figsize=(11, 5))
+    FigureCanvasAgg(fig)
+    for k, (label, unit) in enumerate((("v", "m/s"), ("w", "rad/s"))):
+        ax = fig.add_subplot(1, 2, k + 1)
+        for name in sorted(set(circuits)):
+            m = circuits == name
+            ax.scatter(frames.labels[m, k], pred[m, k], s=3, alpha=0.4, label=name)
+        lo = float(min(frames.labels[:, k].min(), pred[:, k].min()))
+        hi = float(max(frames.labels[:, k].max(), pred[:, k].max()))
+        ax.plot([lo, hi], [lo, hi], "k--", lw=1)
+        ax.set_xlabel(f"expert {label} ({unit})")
+        ax.set_ylabel(f"predicted {label} ({unit})")
+        ax.grid(alpha=0.3)
+        ax.legend(markerscale=4, fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def evaluate(backend, frames: FrameSet, out_dir: Path | None = None, name: str = "offline_eval") -> dict:
+    pred = predict_frames(backend, frames)
+    results = score(pred, frames, backend.label_ranges)
+    if out_dir is not None:
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        doc = {"model": str(backend.path), **backend.describe(), "results": results}
+        (out_dir / f"{name}.json").write_text(json.dumps(doc, indent=2) + "\n")
+        plot_predictions(
+            pred, frames, backend.label_ranges, out_dir / f"{name}.png", title=f"{backend.name}: predicted vs expert"
+        )
+    return results

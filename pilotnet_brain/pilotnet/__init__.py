@@ -1,1 +1,0 @@
-"""PilotNet: the network, its weights files, training and offline evaluation (needs torch)."""
