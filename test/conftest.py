@@ -1,13 +1,18 @@
-"""Shared test helpers: a synthetic stadium circuit with long straights; private ROS domain IDs."""
+"""Shared test helpers (once, here): repository paths, a synthetic stadium circuit, private ROS domain IDs, the `ros` marker."""
 
 import itertools
 import math
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from pilotnet_brain.sim.track_map import TrackMap
+
+#: The repository checkout and the shared real race tracks beside it (read, never copied).
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_TRACKS = REPO_ROOT.parent / "shared" / "eval" / "tracks"
 
 STADIUM_STRAIGHT_M = 200.0
 STADIUM_RADIUS_M = 40.0
@@ -45,3 +50,11 @@ def stadium_centerline(straight=STADIUM_STRAIGHT_M, radius=STADIUM_RADIUS_M, spa
 @pytest.fixture(scope="session")
 def stadium_track():
     return TrackMap.from_centerline(stadium_centerline(), STADIUM_HALF_WIDTH_M)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Everything under test/ros/ runs real rclpy nodes over DDS: mark it `ros`."""
+    ros_dir = Path(__file__).resolve().parent / "ros"
+    for item in items:
+        if ros_dir in Path(item.path).resolve().parents:
+            item.add_marker(pytest.mark.ros)

@@ -12,9 +12,9 @@ import pytest
 
 pytest.importorskip("rclpy")
 
-from conftest import unique_domain_id  # noqa: E402
+from conftest import unique_domain_id
 
-from pilotnet_brain.ros import launcher  # noqa: E402
+from pilotnet_brain.ros import launcher
 
 MARK = "PILOTNET_TEST_RUN_MARK"
 

@@ -20,21 +20,21 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from pilotnet_brain.data.calibration import OptimizeData  # noqa: E402
+from pilotnet_brain.data.calibration import OptimizeData
 from pilotnet_brain.errors import (
-    BackendUnavailable,  # noqa: E402
-    ModelFileError,  # noqa: E402
+    BackendUnavailable,
+    ModelFileError,
 )
-from pilotnet_brain.model import space_to_depth  # noqa: E402
-from pilotnet_brain.model.labels import DEFAULT_LABEL_RANGES  # noqa: E402
-from pilotnet_brain.model.network import PilotNet  # noqa: E402
-from pilotnet_brain.model.preprocessing import preprocess  # noqa: E402
-from pilotnet_brain.model.weights import save_model  # noqa: E402
-from pilotnet_brain.runtime import tensorflow as tf_runtime  # noqa: E402
-from pilotnet_brain.runtime.registry import make_backend  # noqa: E402
-from pilotnet_brain.sim.circuits import load_circuit  # noqa: E402
-from pilotnet_brain.sim.vehicle import VehicleState  # noqa: E402
-from pilotnet_brain.sim.world import World  # noqa: E402
+from pilotnet_brain.model import space_to_depth
+from pilotnet_brain.model.labels import DEFAULT_LABEL_RANGES
+from pilotnet_brain.model.network import PilotNet
+from pilotnet_brain.model.preprocessing import preprocess
+from pilotnet_brain.model.weights import save_model
+from pilotnet_brain.runtime import tensorflow as tf_runtime
+from pilotnet_brain.runtime.registry import make_backend
+from pilotnet_brain.sim.circuits import load_circuit
+from pilotnet_brain.sim.vehicle import VehicleState
+from pilotnet_brain.sim.world import World
 
 #: (max, mean) |variant - torch FP32| on the normalised output scale (outputs span about 0.04..0.67
 #: here). Measured: onnx_int8 0.019 / 0.0056, tflite_int8 0.020 / 0.0056.

@@ -4,10 +4,10 @@ import pytest
 
 pytest.importorskip("torch")
 
-from pilotnet_brain.brains.pilotnet import SHIPPED_MODEL, PilotNetBrain  # noqa: E402
-from pilotnet_brain.evaluation.metrics import compute_metrics  # noqa: E402
-from pilotnet_brain.sim.circuits import load_circuit  # noqa: E402
-from pilotnet_brain.sim.world import SimConfig, World, run_episode  # noqa: E402
+from pilotnet_brain.brains.pilotnet import SHIPPED_MODEL, PilotNetBrain
+from pilotnet_brain.evaluation.metrics import compute_metrics
+from pilotnet_brain.sim.circuits import load_circuit
+from pilotnet_brain.sim.world import SimConfig, World, run_episode
 
 
 @pytest.mark.skipif(not SHIPPED_MODEL.exists(), reason=f"no shipped weights at {SHIPPED_MODEL}")

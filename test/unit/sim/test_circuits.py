@@ -1,10 +1,10 @@
 """Tests for pilotnet_brain.sim.circuits: built-in circuits, CSV tracks, bad input."""
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import SHARED_TRACKS
 from scipy.spatial import cKDTree
 
 from pilotnet_brain.errors import CircuitError
@@ -33,7 +33,6 @@ SEPARATION_ALONG_M = 60.0
 # ... must be at least this far apart in the plane (road bands never overlap).
 SEPARATION_PLANE_M = 25.0
 
-SHARED_TRACKS = Path(__file__).resolve().parents[2] / "shared" / "eval" / "tracks"
 SHARED_CSVS = sorted(SHARED_TRACKS.glob("*.csv")) if SHARED_TRACKS.is_dir() else []
 
 BOTH_DIRECTIONS = pytest.mark.parametrize("direction", ["ccw", "cw"])

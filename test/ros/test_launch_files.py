@@ -7,16 +7,16 @@ setup.py. Where launch_ros imports (a ROS 2 install), the descriptions are also 
 
 import ast
 import re
-from pathlib import Path
 
 import pytest
+from conftest import REPO_ROOT
 
 from pilotnet_brain.ros import launcher
 from pilotnet_brain.ros.brain_node import BRAIN_PARAMETERS
 from pilotnet_brain.ros.metrics_node import METRICS_PARAMETERS
 from pilotnet_brain.ros.sim_node import sim_node_defaults
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO_ROOT
 LAUNCH = ROOT / "launch"
 
 

@@ -10,9 +10,9 @@ import pytest
 
 rclpy = pytest.importorskip("rclpy")
 
-from conftest import unique_domain_id  # noqa: E402
-from rclpy.executors import SingleThreadedExecutor  # noqa: E402
-from rclpy.parameter import Parameter  # noqa: E402
+from conftest import unique_domain_id
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.parameter import Parameter
 
 
 def camera_frame():

@@ -12,10 +12,11 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from conftest import REPO_ROOT
 
 from pilotnet_brain import resources
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = REPO_ROOT
 PKG = "pilotnet_brain"
 TORCH_PIN = "torch==2.13.0"
 

@@ -20,25 +20,25 @@ import pytest
 torch = pytest.importorskip("torch")
 torch.set_num_threads(1)
 
-from pilotnet_brain.brains.explicit import ExplicitBrain  # noqa: E402
-from pilotnet_brain.data.calibration import OptimizeData  # noqa: E402
-from pilotnet_brain.data.frames import FrameSet  # noqa: E402
+from pilotnet_brain.brains.explicit import ExplicitBrain
+from pilotnet_brain.data.calibration import OptimizeData
+from pilotnet_brain.data.frames import FrameSet
 from pilotnet_brain.errors import (
-    BackendUnavailable,  # noqa: E402
-    ModelFileError,  # noqa: E402
+    BackendUnavailable,
+    ModelFileError,
 )
-from pilotnet_brain.export import torch_variants as tv  # noqa: E402
-from pilotnet_brain.export.registry import METHODS, builder_for  # noqa: E402
-from pilotnet_brain.model import quantized as qmodel  # noqa: E402
+from pilotnet_brain.export import torch_variants as tv
+from pilotnet_brain.export.registry import METHODS, builder_for
+from pilotnet_brain.model import quantized as qmodel
 from pilotnet_brain.model import rewrites
-from pilotnet_brain.model.labels import LabelRanges  # noqa: E402
-from pilotnet_brain.model.network import PilotNet  # noqa: E402
-from pilotnet_brain.model.preprocessing import INPUT_SHAPE, crop_and_resize, to_network_input  # noqa: E402
-from pilotnet_brain.model.weights import load_model, metadata_path, save_model  # noqa: E402
-from pilotnet_brain.runtime.registry import make_backend  # noqa: E402
-from pilotnet_brain.sim.circuits import load_circuit  # noqa: E402
-from pilotnet_brain.sim.vehicle import VehicleState  # noqa: E402
-from pilotnet_brain.sim.world import World  # noqa: E402
+from pilotnet_brain.model.labels import LabelRanges
+from pilotnet_brain.model.network import PilotNet
+from pilotnet_brain.model.preprocessing import INPUT_SHAPE, crop_and_resize, to_network_input
+from pilotnet_brain.model.weights import load_model, metadata_path, save_model
+from pilotnet_brain.runtime.registry import make_backend
+from pilotnet_brain.sim.circuits import load_circuit
+from pilotnet_brain.sim.vehicle import VehicleState
+from pilotnet_brain.sim.world import World
 
 RANGES = LabelRanges(v_min=0.5, v_max=11.5, w_min=-2.5, w_max=2.0)  # not the defaults: must travel with the files
 INT8_TOL = 0.05

@@ -8,17 +8,18 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 pytest.importorskip("rosbags")
 
-from pilotnet_brain.bags import core as bags  # noqa: E402
-from pilotnet_brain.evaluation.metrics import METRIC_KEYS, compute_metrics  # noqa: E402
+from conftest import REPO_ROOT, unique_domain_id
 
-REPO = Path(__file__).resolve().parents[1]
+from pilotnet_brain.bags import core as bags
+from pilotnet_brain.evaluation.metrics import METRIC_KEYS, compute_metrics
+
+REPO = REPO_ROOT
 STORAGES = ("mcap", "sqlite3")
 
 
@@ -259,12 +260,6 @@ def test_analyze_cli_on_bags(tmp_path, circle_csv, capsys):
 # --------------------------------------------------------------------------- the recorder node (real DDS)
 
 
-def _domain_id(k: int) -> int:
-    return (
-        2 + (os.getpid() % 24) * 4 + k
-    )  # 2..97 (+k): ROS 2's safe range, one per test, unlikely to meet a parallel run
-
-
 def _recorder(bag, domain, *params):
     env = dict(os.environ, ROS_DOMAIN_ID=str(domain), PYTHONUNBUFFERED="1")
     env.pop("ROS_AUTOMATIC_DISCOVERY_RANGE", None)
@@ -394,7 +389,7 @@ def _recorded(bag, topic, msg_class):
 def test_recorder_node_records_every_topic_and_stops_at_episode_end(tmp_path, ros, storage):
     from pilotnet_brain.sim.circuits import load_circuit
 
-    domain = _domain_id(0 if storage == "mcap" else 1)
+    domain = unique_domain_id(0 if storage == "mcap" else 1)
     bag = tmp_path / "bag"
     proc = _recorder(
         bag,
@@ -455,7 +450,7 @@ def test_recorder_node_records_every_topic_and_stops_at_episode_end(tmp_path, ro
 def test_sigterm_mid_run_leaves_a_readable_bag(tmp_path, ros):
     from rosbags.highlevel import AnyReader
 
-    domain = _domain_id(2)
+    domain = unique_domain_id(2)
     bag = tmp_path / "bag"
     proc = _recorder(bag, domain, "circuit:=simple_circuit", "direction:=ccw")
     pubs = ros(domain)

@@ -11,27 +11,27 @@ import pytest
 torch = pytest.importorskip("torch")
 torch.set_num_threads(1)
 
-from torch import nn  # noqa: E402
+from torch import nn
 
-from pilotnet_brain.brains.explicit import ExplicitBrain  # noqa: E402
-from pilotnet_brain.brains.pilotnet import SHIPPED_MODEL, PilotNetBrain  # noqa: E402
-from pilotnet_brain.control import STOP  # noqa: E402
-from pilotnet_brain.data.frames import FrameSet, block_split  # noqa: E402
+from pilotnet_brain.brains.explicit import ExplicitBrain
+from pilotnet_brain.brains.pilotnet import SHIPPED_MODEL, PilotNetBrain
+from pilotnet_brain.control import STOP
+from pilotnet_brain.data.frames import FrameSet, block_split
 from pilotnet_brain.errors import (
-    BackendUnavailable,  # noqa: E402
+    BackendUnavailable,
     ModelFileError,
 )
-from pilotnet_brain.evaluation.offline import score  # noqa: E402
-from pilotnet_brain.model.architecture import ARCHITECTURE, FLATTENED_FEATURES  # noqa: E402
-from pilotnet_brain.model.labels import DEFAULT_LABEL_RANGES, LabelRanges  # noqa: E402
-from pilotnet_brain.model.network import PilotNet  # noqa: E402
-from pilotnet_brain.model.preprocessing import INPUT_SHAPE, crop_and_resize, preprocess  # noqa: E402
+from pilotnet_brain.evaluation.offline import score
+from pilotnet_brain.model.architecture import ARCHITECTURE, FLATTENED_FEATURES
+from pilotnet_brain.model.labels import DEFAULT_LABEL_RANGES, LabelRanges
+from pilotnet_brain.model.network import PilotNet
+from pilotnet_brain.model.preprocessing import INPUT_SHAPE, crop_and_resize, preprocess
 from pilotnet_brain.model.weights import METADATA_KEY, load_model, metadata_path, read_metadata, save_model
-from pilotnet_brain.runtime.registry import BACKEND_NAMES, make_backend  # noqa: E402
-from pilotnet_brain.sim.circuits import load_circuit  # noqa: E402
-from pilotnet_brain.sim.vehicle import VehicleState  # noqa: E402
-from pilotnet_brain.sim.world import World  # noqa: E402
-from pilotnet_brain.train.trainer import TrainConfig, train, turn_weights  # noqa: E402
+from pilotnet_brain.runtime.registry import BACKEND_NAMES, make_backend
+from pilotnet_brain.sim.circuits import load_circuit
+from pilotnet_brain.sim.vehicle import VehicleState
+from pilotnet_brain.sim.world import World
+from pilotnet_brain.train.trainer import TrainConfig, train, turn_weights
 
 RANGES = LabelRanges(v_min=0.5, v_max=11.5, w_min=-2.5, w_max=2.0)  # not the defaults: must travel with the file
 

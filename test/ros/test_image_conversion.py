@@ -6,8 +6,8 @@ import pytest
 pytest.importorskip("rclpy")
 pytest.importorskip("sensor_msgs.msg")
 
-from pilotnet_brain.errors import ImageError  # noqa: E402
-from pilotnet_brain.ros import image_conversion as ic  # noqa: E402
+from pilotnet_brain.errors import ImageError
+from pilotnet_brain.ros import image_conversion as ic
 
 
 def frame(h=480, w=640, seed=0):

@@ -7,10 +7,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from pilotnet_brain.bench import gpu as gpu_benchmark  # noqa: E402
-from pilotnet_brain.brains.pilotnet import SHIPPED_MODEL  # noqa: E402
-from pilotnet_brain.errors import BackendUnavailable  # noqa: E402
-from pilotnet_brain.runtime.registry import make_backend  # noqa: E402
+from pilotnet_brain.bench import gpu as gpu_benchmark
+from pilotnet_brain.brains.pilotnet import SHIPPED_MODEL
+from pilotnet_brain.errors import BackendUnavailable
+from pilotnet_brain.runtime.registry import make_backend
 
 no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 
