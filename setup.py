@@ -6,8 +6,11 @@ from setuptools import find_packages, setup
 
 PACKAGE = "pilotnet_brain"
 
-# The one place torch is pinned: an unpinned torch pulls a multi-GB CUDA build.
+# The one place versions are pinned. torch: an unpinned torch pulls a multi-GB CUDA build; ruff and
+# import-linter: CI checks formatting and the import contracts, which must not change under our feet.
 TORCH = "torch==2.13.0"
+RUFF = "ruff==0.17.6"
+IMPORT_LINTER = "import-linter==2.17"
 
 # The PyPI ROS 2 (Kilted) wheels. Optional: inside a ROS 2 install the system rclpy must be used.
 ROS_WHEELS = [
@@ -49,7 +52,7 @@ setup(
         "torch": [TORCH],
         "tf": ["tensorflow-cpu==2.21.0", "ai-edge-litert"],
         "onnx": ["onnx", "onnxruntime"],
-        "dev": ["pytest", "colcon-common-extensions", "ros-ament-package"],
+        "dev": ["pytest", "colcon-common-extensions", "ros-ament-package", RUFF, IMPORT_LINTER],
     },
     zip_safe=False,
     maintainer="pilotnet_brain developers",

@@ -116,7 +116,7 @@ def test_pip_install_put_console_script_in_env_bin():
     if dist.read_text("RECORD") is None or dist.read_text("INSTALLER") is None:
         pytest.skip("not installed by pip (e.g. colcon's setup.py install)")
     eps = [ep for ep in dist.entry_points if ep.group == "console_scripts"]
-    assert any(ep.name == "pilotnet-brain" and ep.value == "pilotnet_brain.cli:main" for ep in eps)
+    assert any(ep.name == "pilotnet-brain" and ep.value == "pilotnet_brain.cli.main:main" for ep in eps)
     scripts = [dist.locate_file(f) for f in (dist.files or []) if f.name == "pilotnet-brain"]
     assert scripts, "RECORD lists no pilotnet-brain script"
     import sysconfig
