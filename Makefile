@@ -15,9 +15,9 @@ STAMP   := $(VENV)/.installed
 EXTRAS  ?= dev,ros,torch,onnx,tf
 
 RUN_BRAINS ?= explicit,pilotnet_fp32
-CPU_PRESETS := explicit,pilotnet_fp32,pilotnet_torch_fp32_traced,pilotnet_torch_int8_dynamic,pilotnet_torch_int8_static,\
-	pilotnet_torch_int8_qat,pilotnet_onnx_fp32,pilotnet_onnx_int8,pilotnet_tf_fp32,pilotnet_tflite_fp32,\
-	pilotnet_tflite_fp16,pilotnet_tflite_dynamic,pilotnet_tflite_int8
+# Every brain preset that runs without a GPU, from the backend table (runtime/catalog.py); `=`: read
+# when a recipe uses it, after the venv exists.
+CPU_PRESETS = $(shell $(VENV)/bin/pilotnet-brain presets --cpu)
 
 
 export MPLBACKEND := Agg
@@ -48,7 +48,7 @@ test: $(STAMP)
 # the real ROS 2 graph (sim_node + brain_node + metrics_node over DDS) on the embedded simulator.
 run: $(STAMP)
 	$(VENV)/bin/pilotnet-brain benchmark --brains $(RUN_BRAINS) \
-	    --circuits simple_circuit,montreal,montmelo --directions ccw,cw --out runs/main
+	    --circuits $(TEST_CIRCUITS) --directions ccw,cw --out runs/main
 
 # --- PilotNet: reproduce the shipped weights (pilotnet_brain/models/pilotnet_fp32.safetensors) ---
 # Training data: the expert on the training circuits, both directions, 2 laps each, with recovery
@@ -64,7 +64,10 @@ STAGE1_MODEL := runs/stage1/pilotnet_fp32.safetensors
 STAGE2_MODEL := runs/stage2/pilotnet_fp32.safetensors
 STAGE3_MODEL := runs/stage3/pilotnet_fp32.safetensors
 SHIPPED_MODEL := pilotnet_brain/models/pilotnet_fp32.safetensors
-TRAIN_CIRCUITS := many_curves,nurburgring
+# The training and held-out test circuits, from pilotnet_brain/sim/builtin_circuits.py (`=`: read when a
+# recipe uses them, after the venv exists).
+TRAIN_CIRCUITS = $(shell $(VENV)/bin/pilotnet-brain circuits --set training --names)
+TEST_CIRCUITS = $(shell $(VENV)/bin/pilotnet-brain circuits --set test --names)
 CLI := $(VENV)/bin/pilotnet-brain
 RECORD_TRAINING = $(CLI) record --direction both --laps 2 --lighting-variation 0.15
 DAGGER_RECORD = $(RECORD_TRAINING) --driver pilotnet
@@ -77,7 +80,7 @@ data/train/dataset.json: | $(STAMP)
 	    --lighting-variation 0.15 --seed 1 --out data/train
 
 data/test/dataset.json: | $(STAMP)
-	$(CLI) record --circuits simple_circuit,montreal,montmelo --direction both \
+	$(CLI) record --circuits $(TEST_CIRCUITS) --direction both \
 	    --laps 1 --frame-stride 3 --seed 2 --out data/test
 
 $(STAGE1_MODEL): data/train/dataset.json
@@ -131,7 +134,7 @@ gpu-benchmark: $(STAMP)
 # Every CPU preset through the ROS 2 graph on the test circuits (after `make optimize`).
 benchmark-all: $(STAMP)
 	$(VENV)/bin/pilotnet-brain benchmark --brains $(CPU_PRESETS) \
-	    --circuits simple_circuit,montreal,montmelo --directions ccw,cw --out runs/benchmark_all
+	    --circuits $(TEST_CIRCUITS) --directions ccw,cw --out runs/benchmark_all
 
 # Build the package the ROS 2 way (colcon, ament_python) in a scratch workspace and check the install
 # tree has what `ros2 run` / `ros2 launch` / the ament index need (part of `make test` too).

@@ -2,7 +2,8 @@
 
     ros2 launch pilotnet_brain brain.launch.py brain_config:=<share>/config/brains/pilotnet_fp32.yaml
 
-Same as `pilotnet-brain launch brain --brain-config ...` (pilotnet_brain/ros/launcher.py).
+Same as `pilotnet-brain launch brain --brain-config ...` (pilotnet_brain/ros/launcher.py). The launch
+argument comes from pilotnet_brain.config (BRAIN_LAUNCH_ARGUMENTS).
 """
 
 from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
@@ -11,17 +12,21 @@ from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
 from launch import LaunchDescription
+from pilotnet_brain.config import BRAIN_LAUNCH_ARGUMENTS
 
 
 def generate_launch_description():
-    default_brain = PathJoinSubstitution([FindPackageShare("pilotnet_brain"), "config", "brains", "explicit.yaml"])
+    share = FindPackageShare("pilotnet_brain")
+    # brain_config's default is relative to the package's config directory
+    arguments = [
+        DeclareLaunchArgument(
+            a.name, default_value=PathJoinSubstitution([share, "config", a.default]), description=a.description()
+        )
+        for a in BRAIN_LAUNCH_ARGUMENTS
+    ]
     return LaunchDescription(
         [
-            DeclareLaunchArgument(
-                "brain_config",
-                default_value=default_brain,
-                description="brain_node parameters YAML (config/brains/*.yaml)",
-            ),
+            *arguments,
             SetEnvironmentVariable("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA"),
             Node(
                 package="pilotnet_brain",

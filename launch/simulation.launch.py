@@ -4,7 +4,8 @@
         brain_config:=<share>/config/brains/pilotnet_fp32.yaml [clock:=lockstep] [record:=true] [out_dir:=runs/ros]
 
 Without `ros2 launch`, `pilotnet-brain launch simulation ...` (pilotnet_brain/ros/launcher.py) starts the
-same executables with the same parameters files; test/test_ros_launch_files.py keeps the two in step.
+same executables with the same parameters files; test/ros/test_launch_files.py keeps the two in step.
+The launch arguments (names, defaults, descriptions) come from pilotnet_brain.config, the nodes' schemas.
 The graph shuts down when metrics_node has written the run's metrics and exits.
 """
 
@@ -17,12 +18,23 @@ from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
 from launch import LaunchDescription
+from pilotnet_brain.config import SIMULATION_LAUNCH_ARGUMENTS, launch_default
 
 
 def generate_launch_description():
     share = FindPackageShare("pilotnet_brain")
     sim_config = PathJoinSubstitution([share, "config", "simulation.yaml"])
-    default_brain = PathJoinSubstitution([share, "config", "brains", "explicit.yaml"])
+    # brain_config's default is relative to the package's config directory
+    arguments = [
+        DeclareLaunchArgument(
+            a.name,
+            default_value=PathJoinSubstitution([share, "config", a.default])
+            if a.name == "brain_config"
+            else launch_default(a),
+            description=a.description(),
+        )
+        for a in SIMULATION_LAUNCH_ARGUMENTS
+    ]
 
     circuit = LaunchConfiguration("circuit")
     direction = LaunchConfiguration("direction")
@@ -94,24 +106,7 @@ def generate_launch_description():
 
     return LaunchDescription(
         [
-            DeclareLaunchArgument(
-                "circuit", default_value="simple_circuit", description="built-in circuit name or TUM-format CSV path"
-            ),
-            DeclareLaunchArgument("direction", default_value="ccw", description="ccw | cw"),
-            DeclareLaunchArgument("scale", default_value="1.0", description="CSV circuits: scale factor"),
-            DeclareLaunchArgument("clock", default_value="lockstep", description="lockstep | realtime"),
-            DeclareLaunchArgument(
-                "brain_config",
-                default_value=default_brain,
-                description="brain_node parameters YAML (config/brains/*.yaml)",
-            ),
-            DeclareLaunchArgument("record", default_value="false", description="record a rosbag2 (bag_recorder)"),
-            DeclareLaunchArgument("out_dir", default_value="runs/ros", description="metrics output directory"),
-            DeclareLaunchArgument(
-                "timeout",
-                default_value="0.0",
-                description="simulated seconds; 0 = the circuit's BehaviorMetrics time-out",
-            ),
+            *arguments,
             # Best-effort 640x480 frames need FastDDS' LARGE_DATA transports (default ones lose ~90 % at 100 Hz).
             SetEnvironmentVariable("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA"),
             recorder,

@@ -2,45 +2,50 @@
 
 Each run goes through ``pilotnet_brain.ros.launcher.run_simulation`` (sim_node + brain_node +
 metrics_node, and the ``bag_recorder`` with ``record``), so the figures include DDS transport,
-image conversion and scheduling, as with Gazebo.  The result is the seed's table, one row per brain
+image conversion and scheduling, as with Gazebo.  The result is the summary table, one row per brain
 preset (means over its runs)::
 
     Method | Average speed | Position deviation MAE (m) | BehaviorMetrics score |
     Brain iteration frequency (RT) | Mean inference time (ms) | Completed %
 
 written as Markdown, CSV and JSON with the per-run metrics, and a bar chart PNG.  With ``record``,
-each run's bag is re-scored from the bag alone (``bags.metrics_from_bag``) and the largest difference
+each run's bag is re-scored from the bag alone (``bags.score.metrics_from_bag``) and the largest difference
 from the live metrics is reported (``bag_agreement``).
 """
 
 from __future__ import annotations
 
-import json
 import math
+import shutil
 import sys
 import time
 from pathlib import Path
 from typing import Callable, Sequence
 
-from pilotnet_brain.evaluation.metrics import metrics_table
+from tqdm import tqdm
+
+from pilotnet_brain import resources
+from pilotnet_brain.bags.score import metrics_from_bag
+from pilotnet_brain.bags.writer import SIDE_FILE, is_bag
+from pilotnet_brain.evaluation.metrics import metrics_table, write_table
+from pilotnet_brain.evaluation.plots import plot_runs_bar
+from pilotnet_brain.jsonio import write_json_atomic
+from pilotnet_brain.sim.builtin_circuits import TEST_CIRCUITS
 
 __all__ = [
-    "DEFAULT_CIRCUITS",
-    "SEED_COLUMNS",
+    "SUMMARY_COLUMNS",
     "UnknownPresetError",
     "available_presets",
     "preset_path",
     "resolve_presets",
     "run_benchmark",
     "summarize",
-    "seed_table",
+    "summary_table",
     "write_outputs",
 ]
 
-DEFAULT_CIRCUITS = ("simple_circuit", "montreal", "montmelo")
-
-#: (metric key, column header, decimals) of the seed's table.
-SEED_COLUMNS = (
+#: (metric key, column header, decimals) of the summary table, one row per brain preset.
+SUMMARY_COLUMNS = (
     ("method", "Method", None),
     ("average_speed_mps", "Average speed", 2),
     ("position_deviation_mae_m", "Position deviation MAE (m)", 3),
@@ -70,8 +75,6 @@ class UnknownPresetError(ValueError):
 
 
 def _brains_dir() -> Path | None:
-    from pilotnet_brain import resources
-
     for _, base in resources.search_dirs():
         d = base / "config" / "brains"
         if d.is_dir():
@@ -87,8 +90,6 @@ def available_presets() -> list[str]:
 
 def preset_path(name: str) -> Path:
     """``config/brains/<name>.yaml``; an unknown name raises ``UnknownPresetError`` listing the presets."""
-    from pilotnet_brain import resources
-
     try:
         if not name or "/" in name or "\\" in name or name.startswith("."):
             raise FileNotFoundError(name)
@@ -122,7 +123,7 @@ def resolve_presets(names: Sequence[str] | None) -> list[tuple[str, Path]]:
 
 def _default_run_fn():
     try:
-        from pilotnet_brain.ros.launcher import run_simulation
+        from pilotnet_brain.ros.launcher import run_simulation  # noqa: PLC0415 (needs rclpy, an optional extra)
     except ImportError as error:
         raise RuntimeError(
             f"the ROS 2 launcher is not available ({error}); install the 'ros' extra "
@@ -139,7 +140,7 @@ def _mean(values):
 
 
 def summarize(rows: list[dict]) -> list[dict]:
-    """One row per method (brain preset): the mean of each seed column over its runs.
+    """One row per method (brain preset): the mean of each summary column over its runs.
 
     ``completed_pct`` and ``average_speed_mps`` average over every run (a failed run counts 0 %
     completed); the others over the runs that define them.  ``runs`` and ``laps_completed`` count.
@@ -155,7 +156,7 @@ def summarize(rows: list[dict]) -> list[dict]:
             "laps_completed": sum(1 for r in runs if (r.get("completed_pct") or 0) >= 100.0),
             "circuits": sorted({f"{r.get('circuit')}:{r.get('direction')}" for r in runs}),
         }
-        for key, _, _ in SEED_COLUMNS[1:]:
+        for key, _, _ in SUMMARY_COLUMNS[1:]:
             values = [r.get(key) for r in runs]
             if key == "completed_pct":
                 values = [v if v is not None else 0.0 for v in values]
@@ -164,9 +165,9 @@ def summarize(rows: list[dict]) -> list[dict]:
     return out
 
 
-def seed_table(summary: list[dict], fmt: str = "markdown") -> str:
-    """The seed's table (Markdown or CSV) of ``summarize`` rows."""
-    return metrics_table(summary, fmt, columns=SEED_COLUMNS)
+def summary_table(summary: list[dict], fmt: str = "markdown") -> str:
+    """The summary table (Markdown or CSV) of ``summarize`` rows."""
+    return metrics_table(summary, fmt, columns=SUMMARY_COLUMNS)
 
 
 def _agreement(live: dict, from_bag: dict) -> dict:
@@ -203,10 +204,6 @@ def _missing_brain_stats(metrics: dict) -> bool:
 
 def _drop_old_bags(run_out: Path) -> None:
     """A bag is never overwritten by its writer: drop this run's bag of a previous benchmark or attempt."""
-    import shutil
-
-    from pilotnet_brain.bags.core import SIDE_FILE, is_bag
-
     for old in run_out.glob("*_bag"):
         if is_bag(old) or (old / SIDE_FILE).is_file():
             shutil.rmtree(old)
@@ -214,7 +211,7 @@ def _drop_old_bags(run_out: Path) -> None:
 
 def run_benchmark(
     brains: Sequence[str] | None,
-    circuits: Sequence[str] = DEFAULT_CIRCUITS,
+    circuits: Sequence[str] = TEST_CIRCUITS,
     directions: Sequence[str] = ("ccw",),
     clock: str | None = None,
     out_dir: Path | None = None,
@@ -232,8 +229,6 @@ def run_benchmark(
     is run again once; if they are still missing the row gets ``warning``), and on failure ``error`` (the
     run counts 0 % completed).
     """
-    from tqdm import tqdm
-
     presets = resolve_presets(brains)
     run_fn = run_fn or _default_run_fn()
     log = log or (lambda text: print(text, file=sys.stderr))
@@ -309,8 +304,6 @@ def run_benchmark(
             row["completed_pct"] = 0.0
         if record and row["bag_path"]:
             try:
-                from pilotnet_brain.bags.core import metrics_from_bag
-
                 bag_metrics, _, _ = metrics_from_bag(row["bag_path"])
                 row["bag_agreement"] = _agreement(metrics, bag_metrics)
             except Exception as error:
@@ -329,28 +322,18 @@ def run_benchmark(
 
 
 def write_outputs(rows: list[dict], out_dir: Path, name: str = "benchmark") -> list[Path]:
-    """``<name>.md``/``.csv`` (seed table), ``<name>_runs.md``/``.csv`` (per run), ``<name>.json``, ``<name>.png``."""
-    from pilotnet_brain.evaluation.metrics import write_table
-    from pilotnet_brain.evaluation.plots import plot_runs_bar
-
+    """``<name>.md``/``.csv`` (summary table), ``<name>_runs.md``/``.csv`` (per run), ``<name>.json``, ``<name>.png``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = summarize(rows)
     written = []
     for fmt, suffix in (("markdown", ".md"), ("csv", ".csv")):
         p = out_dir / f"{name}{suffix}"
-        p.write_text(seed_table(summary, fmt), encoding="utf-8")
+        p.write_text(summary_table(summary, fmt), encoding="utf-8")
         written.append(p)
     md, csv_path = write_table(rows, out_dir / f"{name}_runs")
     written += [Path(md), Path(csv_path)]
-    p = out_dir / f"{name}.json"
-    from pilotnet_brain.bags.core import _clean_json
-
-    p.write_text(
-        json.dumps(_clean_json({"summary": summary, "runs": rows}), indent=2, default=str, allow_nan=False) + "\n",
-        encoding="utf-8",
-    )
-    written.append(p)
+    written.append(write_json_atomic({"summary": summary, "runs": rows}, out_dir / f"{name}.json"))
     chart_rows = [
         {
             **r,

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pilotnet_brain.bench.measure import _latency
+from pilotnet_brain.bench.measure import latency_samples
+from pilotnet_brain.model.preprocessing import INPUT_SHAPE
 from pilotnet_brain.runtime.registry import make_backend
 
 BATCH_SIZES = (1, 32)
@@ -38,7 +39,7 @@ CASES = (
 
 
 def _timed(backend, batch: np.ndarray, repeats: int) -> dict:
-    seconds = _latency(backend, batch, repeats)
+    seconds = latency_samples(backend, batch, repeats)
     return {
         "p50_ms": float(np.median(seconds) * 1e3),
         "p99_ms": float(np.percentile(seconds, 99) * 1e3),
@@ -48,8 +49,6 @@ def _timed(backend, batch: np.ndarray, repeats: int) -> dict:
 
 def run_gpu_benchmark(model: Path, repeats: int = 500, seed: int = 0) -> list[dict]:
     """One row per (case, batch size), plus the CPU FP32 baseline rows; raises BackendUnavailable without CUDA."""
-    from pilotnet_brain.model.preprocessing import INPUT_SHAPE
-
     gpu_backends = [(case, make_backend(case.backend, model, cuda_graph=case.cuda_graph)) for case in CASES]
     rng = np.random.default_rng(seed)
     batches = {n: rng.random((n, *INPUT_SHAPE), dtype=np.float32) for n in BATCH_SIZES}

@@ -17,6 +17,10 @@ import time
 
 import numpy as np
 
+from pilotnet_brain.data.frames import load_frames
+from pilotnet_brain.evaluation.offline import predict_frames, score
+from pilotnet_brain.runtime.registry import make_backend
+
 
 def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: kB
@@ -24,20 +28,19 @@ def _peak_rss_mb() -> float:
 
 def _set_torch_threads(n: int) -> None:
     try:
-        import torch
+        import torch  # noqa: PLC0415 (the optional 'torch' extra; other backends need no torch)
     except ImportError:
         return
     torch.set_num_threads(n)
 
 
 def _build(name: str, path: str, threads: int):
-    from pilotnet_brain.runtime.registry import make_backend
-
     _set_torch_threads(threads)
     return make_backend(name, path, threads=threads)
 
 
-def _latency(backend, x: np.ndarray, repeats: int, warmup: int = 20, warmup_s: float = 0.5) -> np.ndarray:
+def latency_samples(backend, x: np.ndarray, repeats: int, warmup: int = 20, warmup_s: float = 0.5) -> np.ndarray:
+    """Seconds per `backend.predict_normalized(x)` call, `repeats` times, after a warm-up."""
     # Warm up for calls *and* time: a sub-millisecond model needs hundreds of calls before the
     # runtime's arenas and the CPU clock settle, or its median moves by 20 % between runs.
     t_end = time.perf_counter() + warmup_s
@@ -54,9 +57,6 @@ def _latency(backend, x: np.ndarray, repeats: int, warmup: int = 20, warmup_s: f
 
 
 def measure(name: str, path: str, data_dir: str, pred_path: str | None, repeats: int) -> dict:
-    from pilotnet_brain.data.frames import load_frames
-    from pilotnet_brain.evaluation.offline import predict_frames, score
-
     rss_start = _peak_rss_mb()
     all_threads = os.cpu_count() or 1
     rng = np.random.default_rng(0)
@@ -66,12 +66,12 @@ def measure(name: str, path: str, data_dir: str, pred_path: str | None, repeats:
     t0 = time.perf_counter()
     backend = _build(name, path, threads=1)
     load_s = time.perf_counter() - t0
-    lat1 = _latency(backend, one, repeats)
+    lat1 = latency_samples(backend, one, repeats)
     peak_rss = _peak_rss_mb()
 
     backend_all = _build(name, path, threads=all_threads)
-    lat_all = _latency(backend_all, one, repeats)
-    tput_times = _latency(backend_all, batch32, max(repeats // 10, 10), warmup=5)
+    lat_all = latency_samples(backend_all, one, repeats)
+    tput_times = latency_samples(backend_all, batch32, max(repeats // 10, 10), warmup=5)
     del backend_all
 
     frames = load_frames(data_dir)

@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from pilotnet_brain.export.registry import METHODS
+from pilotnet_brain.sim.builtin_circuits import TEST_CIRCUITS
 
 BASELINE = "torch_fp32"
-TEST_CIRCUITS = ("simple_circuit", "montreal", "montmelo")
 
 
 def _size_mb(path: Path) -> float:

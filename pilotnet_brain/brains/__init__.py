@@ -7,6 +7,14 @@ from pilotnet_brain.control import STOP, Brain, BrainOutput, Command, clamp_comm
 BRAIN_NAMES = ("explicit", "pilotnet")
 
 
+def brain_name(brain: str, backend: str = "torch_fp32") -> str:
+    """The name a brain goes by in metrics, file names and logs (``Brain.name``): ``explicit``, ``pilotnet``
+    on the default torch_fp32 backend, ``pilotnet_<backend>`` on any other."""
+    if brain == "pilotnet":
+        return "pilotnet" if backend == "torch_fp32" else f"pilotnet_{backend}"
+    return str(brain)
+
+
 def make_brain(name: str, **options) -> Brain:
     """Build a brain by name; unknown names list the valid ones."""
     if name == "explicit":
@@ -20,4 +28,4 @@ def make_brain(name: str, **options) -> Brain:
     raise ValueError(f"unknown brain {name!r}; choose one of: {', '.join(BRAIN_NAMES)}")
 
 
-__all__ = ["Brain", "BrainOutput", "Command", "STOP", "clamp_command", "make_brain", "BRAIN_NAMES"]
+__all__ = ["Brain", "BrainOutput", "Command", "STOP", "clamp_command", "make_brain", "brain_name", "BRAIN_NAMES"]

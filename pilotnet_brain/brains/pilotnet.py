@@ -7,11 +7,27 @@ from pathlib import Path
 
 import numpy as np
 
+from pilotnet_brain.brains import brain_name
 from pilotnet_brain.control import STOP, BrainOutput, Command, clamp_command
+from pilotnet_brain.errors import ModelFileError
 from pilotnet_brain.model.preprocessing import preprocess
+from pilotnet_brain.runtime.catalog import backend_spec
+from pilotnet_brain.runtime.registry import make_backend
 
 #: The weights shipped in the package (trained with `make model`, see the README).
 SHIPPED_MODEL = Path(__file__).resolve().parent.parent / "models" / "pilotnet_fp32.safetensors"
+
+
+def default_model(backend: str) -> Path:
+    """The model file a backend runs when none is given: the shipped weights, for the backends that run the
+    FP32 file; the others run a file built from them, which has to be named."""
+    spec = backend_spec(backend)
+    if spec.runs_shipped_weights:
+        return SHIPPED_MODEL
+    raise ModelFileError(
+        f"backend {backend!r} needs a model file built by `pilotnet-brain optimize` "
+        f"(named {spec.filename} there); give its path (--model, or model_path in a brain preset)"
+    )
 
 
 class PilotNetBrain:
@@ -24,13 +40,11 @@ class PilotNetBrain:
         threads: int | None = 1,
         **backend_options,
     ):
-        from pilotnet_brain.runtime.registry import make_backend
-
-        self.model_path = Path(model_path) if model_path else SHIPPED_MODEL
+        self.model_path = Path(model_path) if model_path else default_model(backend)
         # One inference thread by default: batch-1 PilotNet gains nothing from more, and the simulator
         # (or the rest of the robot) needs the other cores; oversubscribed, latency grows 100-fold.
         self.backend = make_backend(backend, self.model_path, threads=threads, **backend_options)
-        self.name = "pilotnet" if backend == "torch_fp32" else f"pilotnet_{backend}"
+        self.name = brain_name("pilotnet", backend)
         self.max_v, self.max_w = max_v, max_w
         self.last_error: str | None = None
 

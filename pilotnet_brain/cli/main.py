@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+from pilotnet_brain.sim.builtin_circuits import CIRCUIT_SETS, TEST_CIRCUITS, TRAINING_CIRCUITS
+
 
 def _split(value: str) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()]
@@ -34,18 +36,18 @@ def _add_sim_options(p: argparse.ArgumentParser) -> None:
 
 
 def _sim_config(args):
-    from pilotnet_brain.sim.settings import load_sim_parameters, sim_config_from_parameters
+    """SimConfig from the --config file (sim_node's parameters) and the options, checked by config.SIM_NODE."""
+    from pilotnet_brain.config import SIM_NODE
+    from pilotnet_brain.resources import config_path
+    from pilotnet_brain.ros.params import load_node_parameters
+    from pilotnet_brain.sim.settings import sim_config_from_parameters
 
-    params = load_sim_parameters(args.config)
-    if args.clock:
-        params["clock"] = args.clock
-    if args.camera_rate:
-        params["camera_rate"] = args.camera_rate
+    params = load_node_parameters(args.config or config_path("simulation.yaml"), SIM_NODE)
+    options = {"clock": args.clock, "camera_rate": args.camera_rate, "timeout": args.timeout}
     if args.latency_ms is not None:
-        params["latency"] = args.latency_ms / 1000.0
-    if args.timeout:
-        params["timeout"] = args.timeout
-    return sim_config_from_parameters(params)
+        options["latency"] = args.latency_ms / 1000.0
+    params.update({name: value for name, value in options.items() if value is not None})
+    return sim_config_from_parameters(params, "simulator settings")
 
 
 # --- circuits ------------------------------------------------------------------------------------
@@ -53,7 +55,11 @@ def cmd_circuits(args) -> int:
     from pilotnet_brain.sim.circuits import describe_circuits
     from pilotnet_brain.sim.world import BEHAVIOR_METRICS_TIMEOUTS_S
 
-    rows = describe_circuits()
+    names = CIRCUIT_SETS[args.set]
+    if args.names:
+        print(",".join(names))  # the form --circuits takes (the Makefile reads it)
+        return 0
+    rows = describe_circuits(names)
     print(
         f"{'circuit':16s} {'length (m)':>10s} {'min radius (m)':>15s} {'road width (m)':>15s} {'BM time-out (s)':>16s}"
     )
@@ -63,6 +69,14 @@ def cmd_circuits(args) -> int:
             f"{BEHAVIOR_METRICS_TIMEOUTS_S.get(r['name'], float('nan')):16.0f}"
         )
     print("\nAny TUM-format CSV (x_m,y_m,w_tr_right_m,w_tr_left_m) is accepted as --circuit PATH [--scale S].")
+    return 0
+
+
+# --- presets -------------------------------------------------------------------------------------
+def cmd_presets(args) -> int:
+    from pilotnet_brain.runtime.catalog import preset_names
+
+    print(",".join(preset_names(cpu_only=args.cpu)))  # the form `benchmark --brains` takes (the Makefile reads it)
     return 0
 
 
@@ -291,7 +305,7 @@ def cmd_sim_benchmark(args) -> int:
 
 # --- analyze / benchmark (rosbag2 + the ROS 2 graph) ---------------------------------------------
 def cmd_analyze(args) -> int:
-    from pilotnet_brain.bags.core import analyze_bags
+    from pilotnet_brain.bags.score import analyze_bags
     from pilotnet_brain.evaluation.metrics import metrics_table
 
     out_dir = Path(args.out) if args.out else None
@@ -310,7 +324,7 @@ def cmd_analyze(args) -> int:
 
 
 def cmd_benchmark(args) -> int:
-    from pilotnet_brain.bench.closed_loop import run_benchmark, seed_table, summarize, write_outputs
+    from pilotnet_brain.bench.closed_loop import run_benchmark, summarize, summary_table, write_outputs
 
     out_dir = Path(args.out)
     try:
@@ -327,7 +341,7 @@ def cmd_benchmark(args) -> int:
     except RuntimeError as error:
         print(f"pilotnet-brain benchmark: error: {error}", file=sys.stderr)
         return 2
-    print(seed_table(summarize(rows)))
+    print(summary_table(summarize(rows)))
     written = write_outputs(rows, out_dir)
     print(f"tables (Markdown, CSV), JSON and chart in {out_dir}/ ({', '.join(p.name for p in written)})")
     return 1 if any(r.get("error") for r in rows) else 0
@@ -368,7 +382,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("circuits", help="list the built-in circuits with their lengths")
+    p.add_argument("--set", choices=tuple(CIRCUIT_SETS), default="all", help="all, training or test circuits")
+    p.add_argument("--names", action="store_true", help="print only the names, comma separated")
     p.set_defaults(func=cmd_circuits)
+
+    p = sub.add_parser("presets", help="list the brain presets (config/brains/<name>.yaml), comma separated")
+    p.add_argument("--cpu", action="store_true", help="only the presets that run without a GPU")
+    p.set_defaults(func=cmd_presets)
 
     p = sub.add_parser("drive", help="drive a brain on circuits of the embedded simulator and score it")
     p.add_argument("--brain", default="explicit", help="brain name(s), comma separated: explicit, pilotnet")
@@ -388,7 +408,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_drive)
 
     p = sub.add_parser("record", help="record a driving dataset labelled by the explicit brain")
-    p.add_argument("--circuits", default="many_curves,nurburgring", help="comma-separated circuits")
+    p.add_argument("--circuits", default=",".join(TRAINING_CIRCUITS), help="comma-separated circuits")
     p.add_argument("--direction", type=_directions, default=["ccw", "cw"], help="ccw, cw, ccw,cw or both")
     p.add_argument("--out", required=True, help="dataset directory")
     p.add_argument("--seed", type=int, default=0)
@@ -505,8 +525,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--brains", help="brain presets (config/brains/<name>.yaml), comma separated (default: all)")
     p.add_argument(
         "--circuits",
-        default="simple_circuit,montreal,montmelo",
-        help="built-in circuit name(s) or CSV path(s), comma separated",
+        default=",".join(TEST_CIRCUITS),
+        help="built-in circuit name(s) or CSV path(s), comma separated (default: the test circuits)",
     )
     p.add_argument("--directions", type=_directions, default=["ccw"], help="ccw, cw, ccw,cw or both")
     p.add_argument("--clock", choices=("lockstep", "realtime"), help="simulation clock (default from config)")

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import os
 
 import numpy as np
 
+from pilotnet_brain.jsonio import write_json_atomic
 from pilotnet_brain.sim.record import RunRecord
 
 __all__ = [
@@ -463,12 +463,8 @@ def compute_metrics(record: RunRecord, radius_m: float = DEFAULT_CHECKPOINT_RADI
 
 
 def write_metrics_json(metrics: dict, path) -> None:
-    """Write one run's metrics as indented JSON (strict: NaN is rejected, not written)."""
-    path = os.fspath(path)
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(metrics, f, indent=2, allow_nan=False)
-        f.write("\n")
+    """Write one run's metrics as indented, strict JSON (a non-finite value is written as null)."""
+    write_json_atomic(metrics, path)
 
 
 #: Table columns: (metric key, human header, decimals; None = not a float).

@@ -1,9 +1,10 @@
-"""Figures for recorded runs: trajectory over the circuit, and runs compared.
+"""Figures for recorded runs: trajectory over the circuit, speed and commands over time, runs compared.
 
 matplotlib is imported inside the functions (it is slow to import and not
 needed to compute metrics) and drawn on an explicit Agg canvas, so these
 functions neither need a display nor change the pyplot backend or global
-state that other code in the same process may rely on.
+state that other code in the same process may rely on. Other figures of the
+package use the same two steps: :func:`new_figure`, then :func:`save_png`.
 """
 
 from __future__ import annotations
@@ -16,17 +17,18 @@ from pilotnet_brain.evaluation.metrics import point_to_polyline_distance
 from pilotnet_brain.sim.record import RunRecord
 
 
-def _new_figure(figsize):
+def new_figure(figsize):
     """A Figure on its own Agg canvas, outside pyplot's figure manager."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: PLC0415 (slow import, only to draw)
+    from matplotlib.figure import Figure  # noqa: PLC0415 (slow import, only to draw)
 
     fig = Figure(figsize=figsize, dpi=120)
     FigureCanvasAgg(fig)
     return fig
 
 
-def _save(fig, path) -> str:
+def save_png(fig, path) -> str:
+    """Save the figure as a PNG (creating the directory); return the path."""
     path = os.fspath(path)
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     fig.savefig(path, format="png")
@@ -60,13 +62,13 @@ def plot_trajectory(record: RunRecord, metrics: dict, path, circuit_xy=None, hal
     last sample, if the run ended off track); and a title with circuit,
     direction, brain, completed % and deviation MAE.
     """
-    from matplotlib.collections import LineCollection
+    from matplotlib.collections import LineCollection  # noqa: PLC0415 (slow import, only to draw)
 
     reference = np.asarray(record.reference, dtype=float).reshape(-1, 2)
     center = reference if circuit_xy is None else np.asarray(circuit_xy, dtype=float).reshape(-1, 2)
     xy = np.asarray(record.xy, dtype=float).reshape(-1, 2)
 
-    fig = _new_figure((8, 7))
+    fig = new_figure((8, 7))
     ax = fig.add_subplot(1, 1, 1)
     if len(center):
         loop = _closed(center)
@@ -105,7 +107,7 @@ def plot_trajectory(record: RunRecord, metrics: dict, path, circuit_xy=None, hal
         f"MAE {_fmt(metrics.get('position_deviation_mae_m'), '.3f')} m"
     )
     fig.tight_layout()
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def plot_runs_bar(rows: list[dict], path) -> str:
@@ -118,7 +120,7 @@ def plot_runs_bar(rows: list[dict], path) -> str:
         ("completed_pct", "Completed (%)"),
     )
     labels = [f"{r.get('brain', '?')}\n{r.get('circuit', '')} {r.get('direction', '')}".strip() for r in rows]
-    fig = _new_figure((max(6.0, 1.2 * len(rows) + 3.0), 9))
+    fig = new_figure((max(6.0, 1.2 * len(rows) + 3.0), 9))
     x = np.arange(len(rows))
     for i, (key, title) in enumerate(panels):
         ax = fig.add_subplot(len(panels), 1, i + 1)
@@ -140,4 +142,32 @@ def plot_runs_bar(rows: list[dict], path) -> str:
         if key == "completed_pct":
             ax.set_ylim(0, 110)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_png(fig, path)
+
+
+def plot_speed_and_commands(t, speed, command_t, commands, title: str, path) -> str:
+    """Odometry speed and the commands (v above, w below) over simulated time, from the first
+    odometry sample; one PNG. ``commands`` is (N, 2): linear v, angular w."""
+    t = np.asarray(t, dtype=float).reshape(-1)
+    command_t = np.asarray(command_t, dtype=float).reshape(-1)
+    commands = np.asarray(commands, dtype=float).reshape(-1, 2)
+    fig = new_figure((9, 6))
+    ax1 = fig.add_subplot(2, 1, 1)
+    t0 = t[0] if len(t) else 0.0
+    if len(t):
+        ax1.plot(t - t0, speed, color="tab:blue", lw=1.2, label="odometry speed")
+    if len(command_t):
+        ax1.step(command_t - t0, commands[:, 0], where="post", color="tab:orange", lw=1, label="command v")
+    ax1.set_ylabel("m/s")
+    ax1.grid(True, alpha=0.3)
+    ax1.legend(loc="best", fontsize=8)
+    ax1.set_title(title)
+    ax2 = fig.add_subplot(2, 1, 2, sharex=ax1)
+    if len(command_t):
+        ax2.step(command_t - t0, commands[:, 1], where="post", color="tab:green", lw=1, label="command w")
+    ax2.set_ylabel("rad/s")
+    ax2.set_xlabel("simulated time (s)")
+    ax2.grid(True, alpha=0.3)
+    ax2.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    return save_png(fig, path)

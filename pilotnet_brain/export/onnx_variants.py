@@ -5,15 +5,13 @@
   with ONNX Runtime's `quant_pre_process` (shape inference + graph optimisation) first. Dynamic INT8
   is deliberately not offered: for a conv net on ONNX Runtime it is several times *slower* than FP32.
 
-Every builder writes `<file>.json` beside its output: the FP32 model's metadata (architecture, input
-shape, label ranges, ...) plus the method and its settings. onnx/onnxruntime are imported lazily, so the
-rest of the package works without them.
+Every builder writes `<file>.json` beside its output (export/metadata.py; schema in runtime/metadata.py):
+the FP32 model's metadata (architecture, input shape, label ranges, ...) plus the method and its
+settings. onnx/onnxruntime are imported lazily, so the rest of the package works without them.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import tempfile
 from pathlib import Path
 
@@ -21,39 +19,12 @@ import numpy as np
 
 from pilotnet_brain.data.calibration import OptimizeData
 from pilotnet_brain.errors import BackendUnavailable
+from pilotnet_brain.export.metadata import write_variant_metadata
 
 OPSET = 17
 INPUT_NAME = "input"
 OUTPUT_NAME = "output"
 ONNX_INSTALL = "pip install 'pilotnet_brain[onnx]'"
-#: FP32 metadata keys every variant carries over.
-COPIED_KEYS = ("architecture", "input_shape", "input_range", "outputs", "label_ranges")
-
-
-def variant_metadata_path(out_path: str | Path) -> Path:
-    """`<file>.json` beside a variant (`x.onnx` -> `x.onnx.json`, a SavedModel dir `d` -> `d.json`)."""
-    out_path = Path(out_path)
-    return out_path.with_name(out_path.name + ".json")
-
-
-def write_variant_metadata(fp32_model: Path, out_path: Path, method: str, settings: dict) -> Path:
-    """Copy the FP32 model's metadata, add the method and its settings, write `<out_path>.json`."""
-    from pilotnet_brain.model.weights import read_metadata
-
-    fp32_meta = read_metadata(fp32_model)
-    meta = {k: fp32_meta[k] for k in COPIED_KEYS if k in fp32_meta}
-    meta.update(
-        {
-            "method": method,
-            "settings": settings,
-            "source_model": Path(fp32_model).name,
-            "source_sha256": hashlib.sha256(Path(fp32_model).read_bytes()).hexdigest(),
-            "fp32_metadata": {k: v for k, v in fp32_meta.items() if k not in COPIED_KEYS},
-        }
-    )
-    path = variant_metadata_path(out_path)
-    path.write_text(json.dumps(meta, indent=2) + "\n")
-    return path
 
 
 def require_onnx():

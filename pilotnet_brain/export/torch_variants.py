@@ -33,15 +33,15 @@ BatchNorm), so "BN freezing" is a no-op by construction; observers are frozen fo
 Files
 -----
 `<name>.pt` holds `{"format": FORMAT, "metadata": json string, "state_dict": ...}` written by
-`torch.save`; `<name>.json` beside it is a copy of the metadata (label ranges, architecture, input
-shape copied from the FP32 model, plus method, engine, calibration size, QAT settings). Loading
-(`load_quantized`) rebuilds the same quantised architecture from code, checks every key, shape and
+`torch.save`; `<name>.pt.json` beside it is a copy of the metadata, in the schema every variant uses
+(runtime/metadata.py: label ranges, architecture, input shape copied from the FP32 model; settings:
+engine, calibration size, QAT settings). Loading (runtime/torch_int8.py with model/quantized.py)
+checks the metadata, rebuilds the same quantised architecture from code, checks every key, shape and
 dtype, then `load_state_dict`s; anything else is a `ModelFileError`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import shutil
@@ -54,6 +54,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pilotnet_brain.data.calibration import OptimizeData
+from pilotnet_brain.export.metadata import variant_metadata, write_metadata_file
 from pilotnet_brain.model.labels import LabelRanges
 from pilotnet_brain.model.preprocessing import INPUT_SHAPE, to_network_input
 from pilotnet_brain.model.quantized import (
@@ -68,45 +69,31 @@ from pilotnet_brain.model.quantized import (
 )
 from pilotnet_brain.model.weights import load_model, metadata_path, read_metadata
 
-_COPIED_META = ("architecture", "input_shape", "input_range", "outputs", "label_ranges")
-
 
 # --- files -----------------------------------------------------------------------------------------
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _derived_metadata(fp32_model: Path, method: str, **extra) -> dict:
-    source = read_metadata(fp32_model)
-    meta = {k: source[k] for k in _COPIED_META if k in source}
-    meta.update(
+def _derived_metadata(fp32_model: Path, method: str, **settings) -> dict:
+    """The variant metadata (export/metadata.py) of a PyTorch INT8 file; `settings` describe the method."""
+    return variant_metadata(
+        fp32_model,
+        method,
         {
-            "method": method,
             "engine": ENGINE,
-            "precision": "int8",
             "format": "torch.save state_dict (load with weights_only=True)",
-            "source_model": {"file": Path(fp32_model).name, "sha256": _sha256(Path(fp32_model))},
             "torch": torch.__version__,
-            **extra,
-        }
+            **settings,
+        },
     )
-    if "training" in source and isinstance(source["training"], dict):
-        meta["source_model"]["best_val_mse"] = source["training"].get("best_val_mse")
-    return meta
 
 
 def save_quantized(model: nn.Module, out_path: Path, meta: dict) -> Path:
+    """torch.save the state_dict with `meta` embedded, and the same metadata beside it as `<file>.json`."""
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     state = {"format": FORMAT, "metadata": json.dumps(meta), "state_dict": model.state_dict()}
     tmp = out_path.with_name(out_path.name + ".tmp")
     torch.save(state, tmp)
     tmp.replace(out_path)
-    metadata_path(out_path).write_text(json.dumps(meta, indent=2) + "\n")
+    write_metadata_file(out_path, meta)
     return out_path
 
 

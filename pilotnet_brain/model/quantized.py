@@ -1,8 +1,9 @@
-"""PilotNet's PyTorch INT8 architectures (eager torch.ao, x86 engine) and their safe loader.
+"""PilotNet's PyTorch INT8 architectures (eager torch.ao, x86 engine) and their safe file reader.
 
 Run time and build time share these: the builders in export/torch_variants.py prepare, calibrate and
 convert them; the runtime rebuilds the same structure from code and loads a state_dict with
-torch.load(weights_only=True), so no pickled code ever runs. Why eager torch.ao: see export/torch_variants.py.
+torch.load(weights_only=True), so no pickled code ever runs. The metadata embedded in the file is read
+by runtime/metadata.py, like every variant's. Why eager torch.ao: see export/torch_variants.py.
 """
 
 from __future__ import annotations
@@ -19,12 +20,10 @@ import torch
 from torch import nn
 
 from pilotnet_brain.errors import ModelFileError
-from pilotnet_brain.model.architecture import ARCHITECTURE
-from pilotnet_brain.model.labels import LabelRanges
 from pilotnet_brain.model.network import PilotNet
 from pilotnet_brain.model.preprocessing import INPUT_SHAPE
 from pilotnet_brain.model.rewrites import fold_input_norm
-from pilotnet_brain.model.weights import metadata_path, state_dict_mismatch
+from pilotnet_brain.model.weights import state_dict_mismatch
 
 ENGINE = "x86"
 FORMAT = "pilotnet_brain.torch_quantized/2"  # /2: FP32 regressor tail
@@ -195,8 +194,10 @@ def _check_finite(path: Path, state: dict) -> None:
                 raise ModelFileError(f"{path}: tensor {name} holds NaN or inf")
 
 
-def load_quantized(path: str | Path, method: str) -> tuple[nn.Module, dict, LabelRanges]:
-    """Load a quantised PilotNet written by a builder here: never unpickles code; clear errors."""
+def read_quantized_file(path: str | Path, method: str) -> tuple[dict, dict]:
+    """(embedded metadata, state_dict) of a quantised PilotNet file written by a builder here; never
+    unpickles code; ModelFileError for a missing, corrupt or foreign file. The metadata is read, and
+    checked, by runtime/metadata.py; `quantized_from_state` builds the model."""
     path = Path(path)
     if method not in INT8_METHODS:
         raise ValueError(f"unknown PyTorch INT8 method {method!r}; choose one of {', '.join(INT8_METHODS)}")
@@ -228,37 +229,15 @@ def load_quantized(path: str | Path, method: str) -> tuple[nn.Module, dict, Labe
         meta = json.loads(blob["metadata"])
     except (KeyError, TypeError, json.JSONDecodeError) as error:
         raise ModelFileError(f"{path}: corrupt metadata: {error}") from None
-    if meta.get("method") != method:
-        raise ModelFileError(
-            f"{path} was built by method {meta.get('method')!r}, not {method!r}: "
-            f"use backend {meta.get('method')!r} for it"
-        )
-    if meta.get("architecture") != ARCHITECTURE or list(meta.get("input_shape", [])) != list(INPUT_SHAPE):
-        raise ModelFileError(
-            f"{path}: architecture {meta.get('architecture')!r} / input shape "
-            f"{meta.get('input_shape')}, expected {ARCHITECTURE!r} / {list(INPUT_SHAPE)}"
-        )
-    if meta.get("engine", ENGINE) != ENGINE:
-        raise ModelFileError(f"{path}: quantised for engine {meta.get('engine')!r}, this code runs {ENGINE!r}")
-    side = metadata_path(path)
-    if side.is_file():  # the .json copy must describe this file (catches mixed-up files)
-        try:
-            side_meta = json.loads(side.read_text())
-        except (OSError, json.JSONDecodeError) as error:
-            raise ModelFileError(f"{side}: corrupt metadata file: {error}") from None
-        for key in ("method", "label_ranges"):
-            if side_meta.get(key) != meta.get(key):
-                raise ModelFileError(
-                    f"{side} does not match {path.name} ({key}: {side_meta.get(key)!r} != "
-                    f"{meta.get(key)!r}); rebuild with `pilotnet-brain optimize`"
-                )
-    try:
-        ranges = LabelRanges.from_dict(meta.get("label_ranges", {}))
-    except ValueError as error:
-        raise ModelFileError(f"{path}: {error}") from None
     state = blob.get("state_dict")
     if not isinstance(state, dict):
         raise ModelFileError(f"{path}: no state_dict in the file")
+    return meta, state
+
+
+def quantized_from_state(path: str | Path, method: str, state: dict) -> nn.Module:
+    """The `method` architecture rebuilt from code with the file's `state` loaded (eval mode); ModelFileError
+    naming `path` when the state is not that architecture's, or holds NaN or inf."""
     try:
         model = quantized_skeleton(method)
     except RuntimeError as error:
@@ -271,10 +250,10 @@ def load_quantized(path: str | Path, method: str) -> tuple[nn.Module, dict, Labe
     )
     if details:
         raise ModelFileError(f"{path}: not a {method} PilotNet of this shape: {'; '.join(details)}")
-    _check_finite(path, state)
+    _check_finite(Path(path), state)
     try:
         with quiet_torch_ao():
             model.load_state_dict(state)
     except Exception as error:
         raise ModelFileError(f"{path}: cannot load the weights: {error}") from None
-    return model.eval(), meta, ranges
+    return model.eval()

@@ -6,7 +6,7 @@ writer (no rosbag2_py needed), each topic with its full message definition and t
 ``ros2 bag info`` / ``ros2 bag play`` read the bag.  Timestamps are receive times (system clock), as
 ``ros2 bag record`` does.
 
-Next to ``metadata.yaml`` it writes ``pilotnet_brain.json`` (see ``pilotnet_brain.bags``): the run's
+Next to ``metadata.yaml`` it writes ``pilotnet_brain.json`` (see ``pilotnet_brain.bags.writer``): the run's
 configuration (parameters below + ``run_config_json``) at once, and the metrics recomputed from the
 closed bag when it stops.  The configuration also goes into ``metadata.yaml``'s ``custom_data``.
 
@@ -14,7 +14,7 @@ Stops (and closes the bag, which then reads back) on SIGINT/Ctrl-C, on SIGTERM, 
 ``stop_on_episode_end``, ``end_grace_s`` after the episode status announces the end of the run.  Only
 SIGKILL loses the bag's index (an MCAP file without its summary; ``mcap recover`` can still salvage it).
 
-Parameters: ``output`` (or ``bag_path``: directory to create; default ``runs/bags/run_<time>``),
+Parameters (``config.BAG_RECORDER``, table in README.md; a bad value: one line, exit code 2): ``output`` (or ``bag_path``: directory to create; default ``runs/bags/run_<time>``),
 ``storage`` (``mcap`` | ``sqlite3``), ``record_camera`` (bool), ``camera_stride`` (keep every N-th image),
 ``camera_depth``, ``circuit``, ``direction``, ``scale``, ``brain``, ``clock``, ``reference_spacing_m``,
 ``brain_config`` (path or text of the brain preset; gives the brain label when ``brain`` is empty),
@@ -34,8 +34,12 @@ import threading
 import time
 from pathlib import Path
 
-from pilotnet_brain.bags import core as bags
-from pilotnet_brain.interfaces import DISCOVERY_GATE_TIMEOUT_S, END_STATES
+from pilotnet_brain.bags.score import metrics_from_bag
+from pilotnet_brain.bags.writer import BagWriter, typestore, write_side_file
+from pilotnet_brain.config import BAG_RECORDER
+from pilotnet_brain.errors import ConfigError
+from pilotnet_brain.interfaces import DEFAULT_TOPICS, DEFAULT_TYPES, END_STATES
+from pilotnet_brain.ros.params import declare_node_parameters
 
 
 def _message_class(msgtype: str):
@@ -99,37 +103,40 @@ def _bag_qos(qos):
 class _Recorder:
     """The node and its writer (rclpy imported by the caller)."""
 
-    def __init__(self, node_name: str = "bag_recorder"):
+    def __init__(self, node_name: str = BAG_RECORDER.node):
         from rclpy.node import Node
 
         self.node = node = Node(node_name)
-        p = node.declare_parameter
-        output = p("output", "").value or p("bag_path", "").value  # `output` as in `ros2 bag record -o`
+        p = declare_node_parameters(node, BAG_RECORDER)
+        output = p["output"] or p["bag_path"]  # `output` as in `ros2 bag record -o`
         self.bag_path = Path(output or f"runs/bags/run_{time.strftime('%Y%m%d_%H%M%S')}")
-        self.storage = p("storage", "mcap").value
-        self.record_camera = bool(p("record_camera", True).value)
-        self.camera_stride = max(1, int(p("camera_stride", 1).value))
-        camera_depth = max(1, int(p("camera_depth", 10).value))
-        self.stop_on_end = bool(p("stop_on_episode_end", True).value)
-        self.end_grace_s = float(p("end_grace_s", 1.0).value)
-        self.want_metrics = bool(p("compute_metrics", True).value)
+        self.storage = p["storage"]
+        self.record_camera = p["record_camera"]
+        self.camera_stride = p["camera_stride"]
+        camera_depth = p["camera_depth"]
+        self.stop_on_end = p["stop_on_episode_end"]
+        self.end_grace_s = p["end_grace_s"]
+        self.want_metrics = p["compute_metrics"]
         config = {
-            "circuit": p("circuit", "").value,
-            "direction": p("direction", "").value,
-            "scale": float(p("scale", 0.0).value) or None,  # 0 = ask sim_node
-            "brain": p("brain", "").value,
-            "clock": p("clock", "").value,
-            "reference_spacing_m": float(p("reference_spacing_m", 0.0).value) or None,  # 0 = ask metrics_node
+            "circuit": p["circuit"],
+            "direction": p["direction"],
+            "scale": p["scale"] or None,  # 0 = ask sim_node
+            "brain": p["brain"],
+            "clock": p["clock"],
+            "reference_spacing_m": p["reference_spacing_m"] or None,  # 0 = ask metrics_node
         }
-        brain_config = p("brain_config", "").value
+        brain_config = p["brain_config"]
         if brain_config:
             config["brain_config_path"] = brain_config if os.path.isfile(brain_config) else None
             config["brain_config"] = _load_yaml(brain_config)
-        extra = p("run_config_json", "").value
+        extra = p["run_config_json"]
         if extra:
-            value = json.loads(extra)
+            try:
+                value = json.loads(extra)
+            except json.JSONDecodeError as error:
+                raise ConfigError(f"run_config_json is not JSON: {error}") from None
             if not isinstance(value, dict):
-                raise ValueError("run_config_json must hold a JSON object")
+                raise ConfigError("run_config_json must hold a JSON object")
             config.update(value)
         if not config["brain"] and brain_config and os.path.isfile(brain_config):
             config["brain"] = _brain_label(brain_config) or ""
@@ -137,10 +144,10 @@ class _Recorder:
         config["storage"] = self.storage
         config["camera_stride"] = self.camera_stride if self.record_camera else 0
         self.config = config
-        self.topics = {role: p(f"topic_{role}", topic).value for role, topic in bags.DEFAULT_TOPICS.items()}
+        self.topics = {role: p[f"topic_{role}"] for role in DEFAULT_TOPICS}
 
-        self.writer = bags.BagWriter(self.bag_path, self.storage, config)
-        bags.write_side_file(self.bag_path, config, None, self.topics)
+        self.writer = BagWriter(self.bag_path, self.storage, config)
+        write_side_file(self.bag_path, config, None, self.topics)
         self._lock = threading.Lock()
         self.stop_requested = threading.Event()
         self._end_at = None
@@ -156,12 +163,12 @@ class _Recorder:
         # Odometry last: sim_node starts the episode once its odometry has all its subscribers, so
         # subscribing to it only after the other topics have matched their publishers means nothing of
         # the run is missed (discovery of each publisher/subscription pair is independent and can lag).
-        self._gate_deadline = time.monotonic() + float(p("gate_timeout_s", DISCOVERY_GATE_TIMEOUT_S).value)
+        self._gate_deadline = time.monotonic() + p["gate_timeout_s"]
         self._gate_timer = node.create_timer(0.05, self._subscribe_odometry_when_matched)
         node.get_logger().info(f"recording {len(self.topics)} topics to {self.bag_path} ({self.storage})")
         # What the launcher did not pass, ask the nodes that know it (as `ros2 param get` would).
         self._param_sources = []
-        if bool(p("query_nodes", True).value):
+        if p["query_nodes"]:
             from rclpy.parameter_client import AsyncParameterClient
 
             wanted = {
@@ -178,7 +185,7 @@ class _Recorder:
                 self._param_timer = node.create_timer(0.2, self._query_parameters)
 
     def _subscribe(self, role: str):
-        topic, msgtype = self.topics[role], bags.DEFAULT_TYPES[role]
+        topic, msgtype = self.topics[role], DEFAULT_TYPES[role]
         qos = _qos_for(role, self._camera_depth)
         bag_qos = _bag_qos(qos)
         self.writer.add_topic(topic, msgtype, [bag_qos] if bag_qos is not None else [])
@@ -240,7 +247,7 @@ class _Recorder:
             if learned:
                 self.node.get_logger().info(f"run configuration from {src['node']}: {learned}")
                 self.writer.set_config(self.config)
-                bags.write_side_file(self.bag_path, self.config, None, self.topics)
+                write_side_file(self.bag_path, self.config, None, self.topics)
         if not self._param_sources:
             self._param_timer.cancel()
 
@@ -279,10 +286,10 @@ class _Recorder:
         error = None
         if self.want_metrics and self.config.get("circuit"):
             try:
-                metrics, _, _ = bags.metrics_from_bag(self.bag_path)
+                metrics, _, _ = metrics_from_bag(self.bag_path)
             except Exception as exc:  # noqa: BLE001 - a bag without odometry still closes cleanly
                 error = f"{type(exc).__name__}: {exc}"
-        bags.write_side_file(
+        write_side_file(
             self.bag_path, self.config, metrics, self.topics, extra={"message_counts": counts, "metrics_error": error}
         )
         return metrics
@@ -290,11 +297,9 @@ class _Recorder:
 
 def _status_word(data: bytes) -> str:
     try:
-        msg = bags.typestore().deserialize_cdr(data, "std_msgs/msg/String")
+        return typestore().deserialize_cdr(data, "std_msgs/msg/String").data.strip()
     except Exception:
         return ""
-    status = bags.decode_status("std_msgs/msg/String", msg) or {}
-    return str(bags.status_end_reason(status) or "")
 
 
 def _brain_label(brain_config_path) -> str | None:
@@ -327,7 +332,11 @@ def main(argv=None) -> int:
     rclpy.init(args=argv if argv is not None else sys.argv, signal_handler_options=SignalHandlerOptions.NO)
     recorder = None
     try:
-        recorder = _Recorder()
+        try:
+            recorder = _Recorder()
+        except ConfigError as error:  # bad parameters: one line and exit code 2, as the other nodes
+            rclpy.logging.get_logger(BAG_RECORDER.node).fatal(f"cannot start: {error}")
+            return 2
         signals_seen = []
 
         def on_signal(signum, _frame):

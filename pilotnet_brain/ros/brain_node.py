@@ -4,15 +4,9 @@ Subscribes the camera (sensor-data QoS: best effort, newest frames), runs the co
 frame, publishes the command on /F1ROS/cmd_vel and per-iteration timings on ~/stats
 (std_msgs/Float64MultiArray, layout topics.BRAIN_STATS_FIELDS).
 
-Parameters (config/brains/*.yaml; unknown names are an error):
-    brain             explicit | pilotnet
-    backend           pilotnet inference backend (default torch_fp32)
-    model_path        pilotnet weights; '' = the shipped model
-    device            cpu | cuda (cuda without a GPU: logged refusal, exit code 2)
-    threads           torch intra-op threads; 0 = torch's default
-    camera_topic, cmd_vel_topic, stats_topic
-    max_v, max_w      command limits (m/s, rad/s)
-    watchdog_timeout  s without a fresh image -> zero command + one warning per stale period (0 = off)
+Parameters: `config.BRAIN_NODE` (brain, backend, model_path, device, threads, topic names, max_v, max_w,
+watchdog_timeout; table in README.md), set by config/brains/*.yaml. Unknown names and bad values: one
+line, exit code 2.
 
 Robustness: a bad image (mono8, wrong size, empty, unknown encoding, step mismatch) is skipped and logged
 once per burst (then at most every 5 s while the burst lasts); a NaN/inf command becomes a stop with an
@@ -26,42 +20,27 @@ import sys
 import time
 
 from pilotnet_brain import interfaces as topics
+from pilotnet_brain.brains import brain_name
+from pilotnet_brain.config import BRAIN_NODE
 from pilotnet_brain.ros.image_conversion import ImageConversionError, msg_to_rgb, stamp_to_s
 from pilotnet_brain.ros.messages import stats_layout
 from pilotnet_brain.ros.node_runtime import lazy_node_class, run_node
-from pilotnet_brain.ros.params import check_node_overrides, load_node_parameters
+from pilotnet_brain.ros.params import declare_node_parameters, load_node_parameters
 
-NODE_NAME = "brain_node"
-#: name -> default (the type of the default is the parameter's type).
-BRAIN_PARAMETERS = {
-    "brain": "explicit",
-    "backend": "torch_fp32",
-    "model_path": "",
-    "device": "cpu",
-    "threads": 0,
-    "camera_topic": topics.CAMERA_TOPIC,
-    "cmd_vel_topic": topics.CMD_VEL_TOPIC,
-    "stats_topic": topics.BRAIN_STATS_TOPIC,
-    "max_v": 15.0,
-    "max_w": 3.0,
-    "watchdog_timeout": 0.5,
-}
+NODE_NAME = BRAIN_NODE.node
 BAD_IMAGE_LOG_PERIOD_S = 5.0
 
 
 def load_brain_parameters(path) -> dict:
-    """brain_node parameters of a YAML (defaults filled in); unknown names raise ConfigError."""
-    params = dict(BRAIN_PARAMETERS)
-    params.update(load_node_parameters(path, NODE_NAME, BRAIN_PARAMETERS))
-    return params
+    """brain_node parameters of a YAML (defaults filled in); unknown names and bad values raise ConfigError."""
+    return BRAIN_NODE.resolve(load_node_parameters(path, BRAIN_NODE))
 
 
 def brain_label(params: dict) -> str:
-    """The brain's name in metrics (same as Brain.name): explicit, pilotnet, pilotnet_<backend>."""
-    if params.get("brain") == "pilotnet":
-        backend = params.get("backend", "torch_fp32")
-        return "pilotnet" if backend == "torch_fp32" else f"pilotnet_{backend}"
-    return str(params.get("brain", "explicit"))
+    """The brain's name in metrics (Brain.name, see brains.brain_name) for brain_node parameters."""
+    return brain_name(
+        params.get("brain", BRAIN_NODE["brain"].default), params.get("backend", BRAIN_NODE["backend"].default)
+    )
 
 
 def build_brain(params: dict, logger=None):
@@ -102,11 +81,7 @@ def _make_node_class():
     class BrainNode(Node):
         def __init__(self, **node_kwargs):
             super().__init__(NODE_NAME, **node_kwargs)
-            for name, default in BRAIN_PARAMETERS.items():
-                self.declare_parameter(name, default)
-            check_node_overrides(self, BRAIN_PARAMETERS)
-            self.params = {name: self.get_parameter(name).value for name in BRAIN_PARAMETERS}
-            p = self.params
+            p = self.params = declare_node_parameters(self, BRAIN_NODE)
             self.max_v, self.max_w = float(p["max_v"]), float(p["max_w"])
             self.brain = build_brain(p, self.get_logger())
             self.brain.reset()

@@ -30,6 +30,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pilotnet_brain import interfaces as topics
+from pilotnet_brain.config import (
+    BAG_RECORDER,
+    BRAIN_LAUNCH_ARGUMENTS,
+    DEFAULT_BRAIN_CONFIG,
+    METRICS_NODE,
+    SIM_NODE,
+    SIMULATION_LAUNCH_ARGUMENTS,
+)
+from pilotnet_brain.ros.params import load_node_parameters
 
 PACKAGE = "pilotnet_brain"
 #: executable (console script, as named in setup.py and the launch files) -> module run with `python -m`.
@@ -38,14 +47,15 @@ NODE_MODULES = {
     "brain_node": "pilotnet_brain.ros.brain_node",
     "metrics_node": "pilotnet_brain.ros.metrics_node",
 }
-#: The rosbag2 recorder is another node of the package (issue: recording); started only with record=True.
+#: The rosbag2 recorder is another node of the package (ros/bag_recorder.py); started only with record=True.
 RECORDER_EXECUTABLE = "bag_recorder"
 RECORDER_MODULE = "pilotnet_brain.ros.bag_recorder"
-#: Launch arguments of launch/simulation.launch.py (the launcher's run_simulation takes the same).
-SIMULATION_LAUNCH_ARGS = ("circuit", "direction", "scale", "clock", "brain_config", "record", "out_dir", "timeout")
-BRAIN_LAUNCH_ARGS = ("brain_config",)
+#: Launch arguments of launch/simulation.launch.py (the launcher's run_simulation takes the same), from
+#: config.SIMULATION_LAUNCH_ARGUMENTS, as the launch files declare them.
+SIMULATION_LAUNCH_ARGS = tuple(a.name for a in SIMULATION_LAUNCH_ARGUMENTS)
+BRAIN_LAUNCH_ARGS = tuple(a.name for a in BRAIN_LAUNCH_ARGUMENTS)
+_LAUNCH_DEFAULTS = {a.name: a.default for a in SIMULATION_LAUNCH_ARGUMENTS}
 SIM_CONFIG_FILE = "simulation.yaml"
-DEFAULT_BRAIN_CONFIG = "brains/explicit.yaml"
 
 
 class LaunchError(RuntimeError):
@@ -150,42 +160,45 @@ def ros_environment(domain_id: int | None = None) -> dict:
 
 
 def simulation_graph(
-    circuit: str = "simple_circuit",
-    direction: str = "ccw",
-    brain_config=DEFAULT_BRAIN_CONFIG,
+    circuit: str = _LAUNCH_DEFAULTS["circuit"],
+    direction: str = _LAUNCH_DEFAULTS["direction"],
+    brain_config=_LAUNCH_DEFAULTS["brain_config"],
     clock: str | None = None,
-    record: bool = False,
-    out_dir="runs/ros",
-    scale: float = 1.0,
+    record: bool = _LAUNCH_DEFAULTS["record"],
+    out_dir=_LAUNCH_DEFAULTS["out_dir"],
+    scale: float = _LAUNCH_DEFAULTS["scale"],
     timeout: float | None = None,
     sim_config=None,
     domain_id: int | None = None,
 ) -> Graph:
-    """The processes of launch/simulation.launch.py, with their arguments (nothing is started)."""
+    """The processes of launch/simulation.launch.py, with their arguments (nothing is started).
+
+    Every parameter file and value is checked against the nodes' schemas first (ConfigError).
+    """
     from pilotnet_brain.evaluation.drive import run_slug
     from pilotnet_brain.resources import config_path
     from pilotnet_brain.ros.brain_node import brain_label, load_brain_parameters
-    from pilotnet_brain.sim.settings import load_sim_parameters
 
     out_dir = Path(out_dir).resolve()
     brain_yaml = resolve_brain_config(brain_config)
-    brain_params = load_brain_parameters(brain_yaml)  # unknown names: ConfigError, before any start
+    brain_params = load_brain_parameters(brain_yaml)  # unknown names, bad values: ConfigError, before any start
     sim_yaml = Path(sim_config).resolve() if sim_config else config_path(SIM_CONFIG_FILE).resolve()
-    load_sim_parameters(sim_yaml)
+    load_node_parameters(sim_yaml, SIM_NODE)
     from pilotnet_brain.sim.circuits import load_circuit
 
-    c = load_circuit(circuit, direction=direction, scale=scale)  # unknown circuit: error before any start
     sim_params = {
         "circuit": str(circuit),
         "direction": direction,
-        "scale": float(scale),
+        "scale": scale,
         "wait_for_metrics": True,
         "odom_subscribers": 2 if record else 1,
     }
     if clock:
         sim_params["clock"] = clock
     if timeout:
-        sim_params["timeout"] = float(timeout)
+        sim_params["timeout"] = timeout
+    sim_params = SIM_NODE.validate(sim_params, "launch simulation: sim_node")
+    c = load_circuit(circuit, direction=direction, scale=sim_params["scale"])  # unknown circuit: error before start
     logs = out_dir / "logs"
     graph = Graph(env=ros_environment(domain_id), metrics_dir=out_dir)
     graph.processes = [
@@ -195,13 +208,16 @@ def simulation_graph(
             + ros_args(
                 "metrics_node",
                 (),
-                {
-                    "circuit": str(circuit),
-                    "direction": direction,
-                    "scale": float(scale),
-                    "brain_config": str(brain_yaml),
-                    "output_dir": str(out_dir),
-                },
+                METRICS_NODE.validate(
+                    {
+                        "circuit": str(circuit),
+                        "direction": direction,
+                        "scale": scale,
+                        "brain_config": str(brain_yaml),
+                        "output_dir": str(out_dir),
+                    },
+                    "launch simulation: metrics_node",
+                ),
             ),
             logs / "metrics_node.log",
         ),
@@ -239,13 +255,13 @@ def recorder_parameters(bag_path, circuit, direction, scale, brain, clock, brain
         "bag_path": str(bag_path),
         "circuit": str(circuit),
         "direction": direction,
-        "scale": float(scale),
+        "scale": scale,
         "brain": brain,
         "brain_config": str(brain_config),
     }
     if clock:
         params["clock"] = clock
-    return params
+    return BAG_RECORDER.validate(params, "launch simulation: bag_recorder")
 
 
 # --- processes -------------------------------------------------------------------------------------
@@ -374,14 +390,14 @@ def run_graph(graph: Graph, timeout: float, done=None, sigint_timeout: float = 5
 
 
 def run_simulation(
-    circuit: str = "simple_circuit",
-    direction: str = "ccw",
-    brain_config=DEFAULT_BRAIN_CONFIG,
+    circuit: str = _LAUNCH_DEFAULTS["circuit"],
+    direction: str = _LAUNCH_DEFAULTS["direction"],
+    brain_config=_LAUNCH_DEFAULTS["brain_config"],
     clock: str | None = None,
-    record: bool = False,
-    out_dir="runs/ros",
+    record: bool = _LAUNCH_DEFAULTS["record"],
+    out_dir=_LAUNCH_DEFAULTS["out_dir"],
     timeout: float | None = None,
-    scale: float = 1.0,
+    scale: float = _LAUNCH_DEFAULTS["scale"],
     wall_timeout: float | None = None,
     domain_id: int | None = None,
 ) -> dict:

@@ -21,28 +21,13 @@ from pathlib import Path
 import numpy as np
 
 from pilotnet_brain import interfaces as topics
+from pilotnet_brain.config import METRICS_NODE
 from pilotnet_brain.evaluation.metrics import compute_metrics, metrics_table, write_metrics_json
 from pilotnet_brain.ros.node_runtime import lazy_node_class, run_node
+from pilotnet_brain.ros.params import declare_node_parameters
 from pilotnet_brain.sim.record import RunRecord
 
-NODE_NAME = "metrics_node"
-METRICS_PARAMETERS = {
-    "circuit": "simple_circuit",
-    "direction": "ccw",
-    "scale": 1.0,
-    "brain": "",  # label in the metrics; '' = read from brain_config, else 'unknown'
-    "brain_config": "",  # brain_node parameters YAML (for the label)
-    "output_dir": "runs/ros",
-    "reference_spacing": 1.0,
-    "odom_topic": topics.ODOM_TOPIC,
-    "cmd_vel_topic": topics.CMD_VEL_TOPIC,
-    "brain_stats_topic": topics.BRAIN_STATS_TOPIC_RESOLVED,
-    "sim_stats_topic": topics.SIM_STATS_TOPIC_RESOLVED,
-    "status_topic": topics.EPISODE_STATUS_TOPIC,
-    "settle_timeout": 2.0,
-    "plot": False,
-    "exit_on_done": True,
-}
+NODE_NAME = METRICS_NODE.node  # parameters: config.METRICS_NODE
 
 
 def brain_stats_arrays(stats_rows) -> dict:
@@ -77,7 +62,7 @@ def record_from_arrays(
     Delegates to `bags.run_record_from_arrays`, the one construction shared with `analyze` (bags), so a
     live run and its bag score the same.
     """
-    from pilotnet_brain.bags.core import run_record_from_arrays
+    from pilotnet_brain.bags.score import run_record_from_arrays
 
     return run_record_from_arrays(
         circuit=circuit,
@@ -121,7 +106,6 @@ def _make_node_class():
 
     from pilotnet_brain.evaluation.drive import run_slug
     from pilotnet_brain.ros.image_conversion import stamp_to_s
-    from pilotnet_brain.ros.params import check_node_overrides
 
     reliable = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
     latched = QoSProfile(
@@ -134,10 +118,7 @@ def _make_node_class():
     class MetricsNode(Node):
         def __init__(self, **node_kwargs):
             super().__init__(NODE_NAME, **node_kwargs)
-            for name, default in METRICS_PARAMETERS.items():
-                self.declare_parameter(name, default)
-            check_node_overrides(self, METRICS_PARAMETERS)
-            p = self.params = {name: self.get_parameter(name).value for name in METRICS_PARAMETERS}
+            p = self.params = declare_node_parameters(self, METRICS_NODE)
             self.brain = p["brain"]
             if not self.brain and p["brain_config"]:
                 from pilotnet_brain.ros.brain_node import brain_label, load_brain_parameters

@@ -5,22 +5,24 @@ nav_msgs/Odometry on /F1ROS/odom after every physics step, /clock, ~/stats (topi
 /F1ROS/episode_status (running | lap_completed | off_track | timeout; transient local, so a late
 subscriber still sees the end); subscribes /F1ROS/cmd_vel and /brain_node/stats.
 
-Parameters: those of config/simulation.yaml (`sim_config.SIM_PARAMETERS`: circuit, direction, scale,
-clock, camera_rate, physics_dt, off_track_margin, timeout, latency) plus the node's own:
+Parameters: `config.SIM_NODE` (table in README.md): those of config/simulation.yaml (circuit, direction,
+scale, clock, camera_rate, physics_dt, off_track_margin, timeout, latency) plus the node's own:
 topic names, frame_id, command_timeout (lockstep: longest wall wait for a frame's command, then the last
 command is kept), wait_for_brain / wait_for_metrics / startup_timeout (start only once the brain is
 subscribed to the camera and publishes commands, and `odom_subscribers` nodes - metrics_node, bag_recorder -
 listen), exit_on_end + linger
 (exit code 0 a little after the episode ends, so a launcher sees the end).
 
-Clocks:
-- realtime: physics paced by the wall clock, camera at camera_rate, the newest command applies at once
-  (as in Gazebo: a slow brain drives on stale frames).
+Clocks: the episode runs by `sim.clock.EpisodeClock`'s rules, the same as `drive`/`record`; the brain is
+reached over DDS through `DdsBrainLink`:
+- realtime: physics paced by the wall clock, camera at camera_rate, the newest command applies at the next
+  physics step (as in Gazebo: a slow brain drives on stale frames).
 - lockstep over DDS: publish a frame, wait (at most command_timeout wall seconds) for the brain's answer
   to THAT frame - its ~/stats message carries the frame stamp, and the command is the cmd_vel received
   with it - then apply the command `latency` simulated seconds after the frame (the measured
   camera->command wall latency when latency < 0), and advance to the next frame. Deterministic up to
-  that latency (bit-exact with a fixed latency).
+  that latency (bit-exact with a fixed latency). No answer in time: counted in lockstep_timeouts, and
+  the last command stays in force.
 """
 
 from __future__ import annotations
@@ -33,55 +35,86 @@ import time
 import numpy as np
 
 from pilotnet_brain import interfaces as topics
+from pilotnet_brain.config import SIM_NODE
 from pilotnet_brain.ros.image_conversion import image_to_msg, set_stamp
 from pilotnet_brain.ros.messages import stats_layout
 from pilotnet_brain.ros.node_runtime import lazy_node_class, run_node
-from pilotnet_brain.sim.settings import SIM_PARAMETERS, load_sim_parameters, sim_config_from_parameters
+from pilotnet_brain.ros.params import declare_node_parameters
+from pilotnet_brain.sim.clock import EpisodeClock, Reply
+from pilotnet_brain.sim.settings import sim_config_from_parameters
 
-NODE_NAME = "sim_node"
-NODE_EXTRA_PARAMETERS = {
-    "camera_topic": topics.CAMERA_TOPIC,
-    "cmd_vel_topic": topics.CMD_VEL_TOPIC,
-    "odom_topic": topics.ODOM_TOPIC,
-    "status_topic": topics.EPISODE_STATUS_TOPIC,
-    "brain_stats_topic": topics.BRAIN_STATS_TOPIC_RESOLVED,
-    "frame_id": topics.CAMERA_FRAME_ID,
-    "command_timeout": 2.0,
-    "wait_for_brain": True,
-    "wait_for_metrics": False,
-    "odom_subscribers": 1,  # with wait_for_metrics: how many odometry subscribers (2 = metrics + bag_recorder)
-    "startup_timeout": 60.0,
-    "exit_on_end": True,
-    "linger": 1.0,
-}
+NODE_NAME = SIM_NODE.node
 
 
 def sim_node_defaults() -> dict:
-    """All sim_node parameters with their defaults (simulation.yaml's values for the simulator ones)."""
-    defaults = {
-        "circuit": "simple_circuit",
-        "direction": "ccw",
-        "scale": 1.0,
-        "clock": "lockstep",
-        "camera_rate": 30.0,
-        "physics_dt": 0.01,
-        "off_track_margin": 1.0,
-        "timeout": 0.0,
-        "latency": -1.0,
-    }
-    try:
-        defaults.update(load_sim_parameters())
-    except Exception:  # no share dir: keep the built-in defaults
-        pass
-    for name, kind in SIM_PARAMETERS.items():
-        defaults[name] = kind(defaults[name])
-    defaults.update(NODE_EXTRA_PARAMETERS)
-    return defaults
+    """All sim_node parameters with their defaults (the schema config.SIM_NODE)."""
+    return SIM_NODE.defaults()
 
 
 def _yaw_quaternion(yaw: float, q) -> None:
     q.x = q.y = 0.0
     q.z, q.w = math.sin(yaw / 2), math.cos(yaw / 2)
+
+
+class DdsBrainLink:
+    """`sim.clock.BrainLink` over DDS for a SimNode: frames go out on the camera topic, commands come back
+    on cmd_vel (the node's subscription callbacks fill node._cmd / _cmd_seq / _answered_stamp)."""
+
+    def __init__(self, node):
+        self.node = node
+        self._seen = 0  # node._cmd_seq of the newest command handed to the clock (0: none yet, STOP)
+
+    def ask(self, frame, t, state):
+        """Lock-step: publish the frame, wait (command_timeout) for the command answering THAT frame."""
+        node, p = self.node, self.node.params
+        wait_s = float(p["command_timeout"])
+        # A brain that publishes stats stamps its answer with the frame's stamp: match on it.
+        use_stats = node.count_publishers(p["brain_stats_topic"]) > 0
+        with node._cond:
+            seq0 = node._cmd_seq
+        sent = time.perf_counter()
+        node._publish_frame(frame, t)
+
+        def answered():
+            if node._stop.is_set():
+                return True
+            if node._cmd_seq <= seq0:
+                return False
+            return not use_stats or (node._answered_stamp is not None and abs(node._answered_stamp - t) < 1e-6)
+
+        with node._cond:
+            ok = node._cond.wait_for(answered, timeout=wait_s)
+            cmd, got_at = node._cmd, node._cmd_wall
+        if node._stop.is_set():
+            return None
+        if not ok:
+            node.lockstep_timeouts += 1
+            node.get_logger().warning(
+                f"no command for frame t={t:.2f} s within {wait_s} s; keeping the last one",
+                throttle_duration_sec=5.0,
+            )
+            return None
+        latency = got_at - sent
+        node.latencies.append(latency)
+        return Reply(cmd, latency)
+
+    # --- real-time: frames go out, the newest cmd_vel applies (latency is measured from ~/stats) -------
+    def start(self):
+        pass
+
+    def post(self, frame, t, state):
+        self.node._publish_frame(frame, t)
+
+    def poll(self):
+        node = self.node
+        with node._cond:
+            if node._cmd_seq == self._seen:
+                return []
+            self._seen = node._cmd_seq
+            return [Reply(node._cmd)]
+
+    def stop(self):
+        pass
 
 
 def _make_node_class():
@@ -95,7 +128,7 @@ def _make_node_class():
 
     from pilotnet_brain.control import STOP, Command
     from pilotnet_brain.sim.circuits import load_circuit
-    from pilotnet_brain.sim.world import World, _end_reason, default_timeout_s
+    from pilotnet_brain.sim.world import World, default_timeout_s
 
     reliable = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
     latched = QoSProfile(
@@ -108,14 +141,8 @@ def _make_node_class():
     class SimNode(Node):
         def __init__(self, **node_kwargs):
             super().__init__(NODE_NAME, **node_kwargs)
-            from pilotnet_brain.ros.params import check_node_overrides
-
-            defaults = sim_node_defaults()
-            for name, default in defaults.items():
-                self.declare_parameter(name, default)
-            check_node_overrides(self, defaults)
-            p = self.params = {name: self.get_parameter(name).value for name in defaults}
-            self.config = sim_config_from_parameters({k: p[k] for k in SIM_PARAMETERS})
+            p = self.params = declare_node_parameters(self, SIM_NODE)
+            self.config = sim_config_from_parameters(p, f"node {NODE_NAME}")
             self.circuit = load_circuit(p["circuit"], direction=p["direction"], scale=float(p["scale"]))
             self.world = World(self.circuit, self.config)
             self.timeout_s = self.config.timeout_s or default_timeout_s(self.circuit)
@@ -134,7 +161,7 @@ def _make_node_class():
             self._cmd_wall = 0.0
             self._answered_stamp = None  # frame stamp of the newest brain stats
             self._published = {}  # frame stamp -> wall time published (realtime latency)
-            self._Command, self._STOP, self._end_reason = Command, STOP, _end_reason
+            self._Command = Command
             self.latencies = []  # camera -> command, wall s
             self.lockstep_timeouts = 0
             self.frame_count = 0
@@ -253,14 +280,11 @@ def _make_node_class():
                 self.world.reset()
                 self._publish_status(topics.RUNNING)
                 self._publish_odom_and_clock()
-                if self.config.clock == "realtime":
-                    reason = self._run_realtime()
-                else:
-                    reason = self._run_lockstep()
+                reason = self._run_episode()
                 if reason is None:
                     return  # stopped from outside
                 self.end_reason = reason
-                self._publish_stats(self._wall0)
+                self._publish_stats(self._episode.wall0)
                 self._publish_status(reason)
                 lat = np.asarray(self.latencies) * 1e3
                 self.get_logger().info(
@@ -277,89 +301,16 @@ def _make_node_class():
             finally:
                 self.finished.set()
 
-        def _end(self):
-            return self._end_reason(self.world, self.timeout_s)
+        def _run_episode(self):
+            """The episode by sim.clock's rules (lock-step or real-time), the brain reached over DDS."""
+            clock = self._episode = EpisodeClock(self.config, self.timeout_s, stop=self._stop)
 
-        def _run_lockstep(self):
-            cfg, world, p = self.config, self.world, self.params
-            frame_period = 1.0 / cfg.camera_rate_hz
-            frame = np.empty((world.renderer.camera.height, world.renderer.camera.width, 3), np.uint8)
-            applied = self._STOP
-            pending = []
-            next_frame_t = 0.0
-            wait_s = float(p["command_timeout"])
-            self._wall0 = time.perf_counter()
-            while not self._stop.is_set():
-                t = world.sim_time_s
-                if t >= next_frame_t - 1e-9:
-                    world.render(frame)
-                    use_stats = self.count_publishers(p["brain_stats_topic"]) > 0
-                    with self._cond:
-                        seq0 = self._cmd_seq
-                    sent = time.perf_counter()
-                    self._publish_frame(frame, t)
-                    with self._cond:
-                        ok = self._cond.wait_for(
-                            lambda: (
-                                self._stop.is_set()
-                                or (
-                                    self._cmd_seq > seq0
-                                    and (
-                                        not use_stats
-                                        or (self._answered_stamp is not None and abs(self._answered_stamp - t) < 1e-6)
-                                    )
-                                )
-                            ),
-                            timeout=wait_s,
-                        )
-                        cmd, got_at = self._cmd, self._cmd_wall
-                    if self._stop.is_set():
-                        return None
-                    if ok:
-                        latency = got_at - sent
-                        self.latencies.append(latency)
-                        pending.append((t + (latency if cfg.latency_s is None else cfg.latency_s), cmd))
-                    else:
-                        self.lockstep_timeouts += 1
-                        self.get_logger().warning(
-                            f"no command for frame t={t:.2f} s within {wait_s} s; keeping the last one",
-                            throttle_duration_sec=5.0,
-                        )
-                    next_frame_t += frame_period
-                while pending and pending[0][0] <= t + 1e-9:
-                    applied = pending.pop(0)[1]
-                world.step(applied)
+            def on_step(reason):
                 self._publish_odom_and_clock()
-                reason = self._end()
-                if reason:
-                    return reason
-                if world.sim_time_s % 1.0 < cfg.physics_dt_s - 1e-9:
-                    self._publish_stats(self._wall0)
-            return None
+                if not reason and self.world.sim_time_s % 1.0 < self.config.physics_dt_s - 1e-9:
+                    self._publish_stats(clock.wall0)
 
-        def _run_realtime(self):
-            cfg, world = self.config, self.world
-            frame_period = 1.0 / cfg.camera_rate_hz
-            next_frame_t = 0.0
-            self._wall0 = wall0 = time.perf_counter()
-            while not self._stop.is_set():
-                t = world.sim_time_s
-                if t >= next_frame_t - 1e-9:
-                    self._publish_frame(world.render(), t)
-                    next_frame_t += frame_period
-                with self._cond:
-                    cmd = self._cmd
-                world.step(cmd)
-                self._publish_odom_and_clock()
-                reason = self._end()
-                if reason:
-                    return reason
-                if world.sim_time_s % 1.0 < cfg.physics_dt_s - 1e-9:
-                    self._publish_stats(wall0)
-                ahead = world.sim_time_s - (time.perf_counter() - wall0)
-                if ahead > 0:
-                    self._stop.wait(ahead)
-            return None
+            return clock.run(self.world, DdsBrainLink(self), on_step=on_step)
 
     return SimNode
 

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pilotnet_brain.errors import BackendUnavailable
+from pilotnet_brain.errors import BackendUnavailable, ModelFileError
+from pilotnet_brain.model.preprocessing import INPUT_SHAPE
 from pilotnet_brain.runtime.base import Backend
 from pilotnet_brain.runtime.metadata import load_variant_metadata
 
@@ -21,7 +22,7 @@ ONNX_INSTALL = "pip install 'pilotnet_brain[onnx]'"
 
 def require_onnxruntime():
     try:
-        import onnxruntime
+        import onnxruntime  # noqa: PLC0415  (optional: only the ONNX backends need it)
     except ImportError:
         raise BackendUnavailable(f"ONNX Runtime is not installed: {ONNX_INSTALL}") from None
     return onnxruntime
@@ -34,9 +35,6 @@ class OnnxFP32Backend(Backend):
 
     def __init__(self, path: Path, device: str = "cpu", threads: int | None = None):
         super().__init__(path)
-        from pilotnet_brain.errors import ModelFileError
-        from pilotnet_brain.model.preprocessing import INPUT_SHAPE
-
         if device not in ("cpu", "cuda"):
             raise ValueError(f"unknown device {device!r}; choose cpu or cuda")
         self.metadata, self._ranges = load_variant_metadata(self.path, self.methods)

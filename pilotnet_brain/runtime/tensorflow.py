@@ -15,7 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from pilotnet_brain.errors import BackendUnavailable
+from pilotnet_brain.errors import BackendUnavailable, ModelFileError
+from pilotnet_brain.model.preprocessing import INPUT_SHAPE
+from pilotnet_brain.model.space_to_depth import s2d_shape, space_to_depth
 from pilotnet_brain.runtime.base import Backend
 from pilotnet_brain.runtime.metadata import load_variant_metadata
 
@@ -33,7 +35,7 @@ NCHW_LAYOUT = "NCHW (transposed inside)"
 
 def require_tf():
     try:
-        import tensorflow as tf
+        import tensorflow as tf  # noqa: PLC0415  (optional: only the TensorFlow backends need it)
     except ImportError:
         raise BackendUnavailable(f"TensorFlow is not installed: {TF_INSTALL} (tensorflow-cpu==2.21.0)") from None
     return tf
@@ -55,7 +57,7 @@ def tftrt_status(tf=None) -> tuple[bool, str]:
         missing.append("no GPU visible (tf.config.list_physical_devices('GPU') is empty)")
     if not missing:
         try:
-            from tensorflow.python.compiler.tensorrt import utils as trt_utils
+            from tensorflow.python.compiler.tensorrt import utils as trt_utils  # noqa: PLC0415  (optional)
 
             if not trt_utils.is_loaded_tensorrt_version_greater_equal(7, 0, 0):
                 missing.append("TensorRT libraries (libnvinfer) not loadable")
@@ -76,7 +78,7 @@ def require_tftrt():
 
 def require_litert():
     try:
-        from ai_edge_litert.interpreter import Interpreter
+        from ai_edge_litert.interpreter import Interpreter  # noqa: PLC0415  (optional: the TFLite backends)
     except ImportError:
         raise BackendUnavailable(
             f"LiteRT is not installed: {TF_INSTALL} (or just pip install ai-edge-litert)"
@@ -106,8 +108,6 @@ class TFSavedModelBackend(Backend):
         self._load(self._prepare(device, threads))
 
     def _prepare(self, device: str, threads: int | None):
-        from pilotnet_brain.runtime.tensorflow import require_tf
-
         tf = require_tf()
         if device == "cuda" and not tf.config.list_physical_devices("GPU"):
             raise BackendUnavailable(
@@ -126,9 +126,6 @@ class TFSavedModelBackend(Backend):
         return tf
 
     def _load(self, tf) -> None:
-        from pilotnet_brain.errors import ModelFileError
-        from pilotnet_brain.model.preprocessing import INPUT_SHAPE
-
         if not self.path.is_dir():
             raise ModelFileError(f"{self.path} is not a SavedModel directory")
         try:
@@ -164,8 +161,6 @@ class _TFTRTBackend(TFSavedModelBackend):
 
     def __init__(self, path: Path, device: str = "cuda", threads: int | None = None):
         Backend.__init__(self, path)
-        from pilotnet_brain.runtime.tensorflow import require_tftrt
-
         _check_device(device, ("cuda",), self.name)
         require_tftrt()
         self.metadata, self._ranges = load_variant_metadata(self.path, self.methods)
@@ -199,9 +194,6 @@ class TFLiteFP32Backend(Backend):
 
     def __init__(self, path: Path, device: str = "cpu", threads: int | None = None):
         super().__init__(path)
-        from pilotnet_brain.errors import ModelFileError
-        from pilotnet_brain.model.preprocessing import INPUT_SHAPE
-
         _check_device(device, ("cpu",), self.name)
         self.metadata, self._ranges = load_variant_metadata(self.path, self.methods)
         Interpreter = require_litert()
@@ -212,10 +204,7 @@ class TFLiteFP32Backend(Backend):
             self.interpreter.allocate_tensors()
         except Exception as error:  # LiteRT raises ValueError / RuntimeError for bad flatbuffers
             raise ModelFileError(f"{self.path} is not a loadable TFLite model: {error}") from None
-        from pilotnet_brain.model.space_to_depth import s2d_shape, space_to_depth
-        from pilotnet_brain.runtime.tensorflow import NCHW_LAYOUT, S2D_LAYOUT
-
-        settings = self.metadata.get("settings") or {}
+        settings = self.metadata["settings"]
         layout = settings.get("input_layout", NCHW_LAYOUT)
         if layout == S2D_LAYOUT:
             expected = list(s2d_shape(INPUT_SHAPE))

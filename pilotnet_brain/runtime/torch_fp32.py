@@ -8,12 +8,13 @@ from pathlib import Path
 import numpy as np
 
 from pilotnet_brain.errors import BackendUnavailable
+from pilotnet_brain.model.preprocessing import INPUT_SHAPE
 from pilotnet_brain.runtime.base import Backend
 
 
 def require_torch():
     try:
-        import torch
+        import torch  # noqa: PLC0415  (optional: only the torch backends need it)
     except ImportError:
         raise BackendUnavailable(
             "PyTorch is not installed: pip install 'pilotnet_brain[torch]' (pins torch==2.13.0, a CPU wheel)"
@@ -36,7 +37,7 @@ class TorchFP32Backend(Backend):
     def __init__(self, path: Path, device: str = "cpu", threads: int | None = None):
         super().__init__(path)
         torch = require_torch()
-        from pilotnet_brain.model.weights import load_model
+        from pilotnet_brain.model.weights import load_model  # noqa: PLC0415  (imports torch)
 
         if device not in ("cpu", "cuda"):
             raise ValueError(f"unknown device {device!r}; choose cpu or cuda")
@@ -73,8 +74,6 @@ class TorchTracedFP32Backend(TorchFP32Backend):
     def __init__(self, path: Path, device: str = "cpu", threads: int | None = None):
         super().__init__(path, device=device, threads=threads)
         torch = self._torch
-        from pilotnet_brain.model.preprocessing import INPUT_SHAPE
-
         example = torch.zeros(1, *INPUT_SHAPE, device=self.device)
         # torch 2.13 marks TorchScript deprecated (in favour of torch.compile/export, which need a
         # compiler toolchain at load time); it still works: silence that warning here only.
@@ -112,8 +111,6 @@ class TorchCudaFP32Backend(TorchFP32Backend):
     def _capture_batch1(self) -> None:
         """Capture one batch-1 forward pass as a CUDA graph (static input/output buffers)."""
         torch = self._torch
-        from pilotnet_brain.model.preprocessing import INPUT_SHAPE
-
         self._static_in = torch.zeros(1, *INPUT_SHAPE, device="cuda", dtype=self._dtype)
         stream = torch.cuda.Stream()
         stream.wait_stream(torch.cuda.current_stream())

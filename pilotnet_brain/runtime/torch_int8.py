@@ -3,7 +3,7 @@
 The files are written by pilotnet_brain.export.torch_variants (`pilotnet-brain optimize`); loading
 rebuilds the quantised architecture from code and reads the state_dict with
 `torch.load(weights_only=True)`, so a file can never run code. Label ranges come from the model's
-metadata (embedded in the file, and checked against the `.json` beside it).
+metadata (runtime/metadata.py: embedded in the file, and checked against the `.json` beside it).
 """
 
 from __future__ import annotations
@@ -12,9 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from pilotnet_brain.errors import BackendUnavailable
+from pilotnet_brain.errors import BackendUnavailable, ModelFileError
 from pilotnet_brain.model.preprocessing import INPUT_SHAPE
 from pilotnet_brain.runtime.base import Backend
+from pilotnet_brain.runtime.metadata import check_metadata_copy, parse_variant_metadata
 from pilotnet_brain.runtime.torch_fp32 import require_torch
 
 
@@ -41,7 +42,13 @@ class _TorchInt8Backend(Backend):
         if threads:
             torch.set_num_threads(threads)
         self._torch = torch
-        self.model, self.metadata, self._ranges = quantized.load_quantized(self.path, self.name)
+        embedded, state = quantized.read_quantized_file(self.path, self.name)
+        self.metadata, self._ranges = parse_variant_metadata(embedded, self.path, (self.name,))
+        engine = self.metadata["settings"].get("engine", quantized.ENGINE)
+        if engine != quantized.ENGINE:
+            raise ModelFileError(f"{self.path}: quantised for engine {engine!r}, this code runs {quantized.ENGINE!r}")
+        check_metadata_copy(self.path, self.metadata)
+        self.model = quantized.quantized_from_state(self.path, self.name, state)
         # The x86 engine's oneDNN quantized convolutions cache their primitive for the FIRST input
         # shape they see; other shapes take a slower generic path (measured: +150 us per batch-1
         # call after a first batch of 64). The robot runs batch 1, so that is what primes the cache.
@@ -58,7 +65,8 @@ class _TorchInt8Backend(Backend):
             return self.model(torch.from_numpy(batch)).numpy()
 
     def describe(self) -> dict:
-        return {**super().describe(), "engine": self.metadata.get("engine"), "method": self.metadata.get("method")}
+        settings = self.metadata["settings"]
+        return {**super().describe(), "engine": settings.get("engine"), "method": self.metadata["method"]}
 
 
 class TorchDynamicInt8Backend(_TorchInt8Backend):

@@ -1,19 +1,20 @@
 """Embedded circuit simulator: stands in for Gazebo (no ROS in this layer).
 
 `World` holds one circuit, its signed-distance map, the camera renderer and the car. `run_episode`
-drives a brain around it with one of two clocks:
+drives a brain (called in this process) around it with one of the two clocks of `sim.clock`:
 
 - lock-step: as fast as possible. Each camera frame goes to the brain; its command takes effect
   `latency` simulated seconds later (by default the brain's measured wall time, or a fixed value for
   bit-exact reproducibility), so a slow brain still drives worse, deterministically for a fixed latency.
 - real-time: physics paced by the wall clock, camera at a fixed rate; the brain runs in its own thread
   and always takes the newest frame, so a slow brain sees stale frames, as in Gazebo.
+
+The timing rules themselves live in `sim.clock.EpisodeClock`, shared with the ROS sim_node.
 """
 
 from __future__ import annotations
 
 import math
-import threading
 import time
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -21,9 +22,11 @@ from typing import Callable
 
 import numpy as np
 
+from pilotnet_brain.config import SIM_NODE
 from pilotnet_brain.control import Brain, Command
 from pilotnet_brain.sim.camera import Appearance, CameraModel, Renderer
 from pilotnet_brain.sim.circuits import Circuit
+from pilotnet_brain.sim.clock import CLOCKS, EpisodeClock, FrameHook, InProcessBrain, Reply
 from pilotnet_brain.sim.record import RunRecord
 from pilotnet_brain.sim.track_map import TrackMap
 from pilotnet_brain.sim.vehicle import VehicleLimits, VehicleState, step_vehicle
@@ -38,15 +41,15 @@ BEHAVIOR_METRICS_TIMEOUTS_S = {
 }
 #: For circuits without a BehaviorMetrics time-out: the lap at this average speed.
 SLOWEST_ACCEPTED_SPEED_MPS = 4.0
-CLOCKS = ("lockstep", "realtime")
 
 
 @dataclass
 class SimConfig:
-    clock: str = "lockstep"
-    camera_rate_hz: float = 30.0
-    physics_dt_s: float = 0.01
-    off_track_margin_m: float = 1.0
+    # Defaults: sim_node's parameters (config.SIM_NODE); sim.settings maps the parameters to these fields.
+    clock: str = SIM_NODE["clock"].default
+    camera_rate_hz: float = SIM_NODE["camera_rate"].default
+    physics_dt_s: float = SIM_NODE["physics_dt"].default
+    off_track_margin_m: float = SIM_NODE["off_track_margin"].default
     timeout_s: float | None = None  # None: BehaviorMetrics' time-out, or length / 4 m/s
     latency_s: float | None = None  # lock-step only; None = the brain's measured wall time
     reference_spacing_m: float = 1.0
@@ -151,9 +154,6 @@ class World:
         self._progress_pts += int(offsets[best])
 
 
-FrameHook = Callable[[float, np.ndarray, VehicleState, Command], Command]
-
-
 @dataclass
 class EpisodeLog:
     """Everything a run produced, beyond the metrics record: commands for plots and analysis."""
@@ -186,6 +186,10 @@ class _Recorder:
         self.speed.append(s.v)
         self.yaw.append(s.yaw)
 
+    def reply(self, t: float, reply: Reply) -> None:
+        self.iteration_wall_s.append(reply.latency_s)
+        self.inference_s.append(reply.inference_s if reply.inference_s is not None else reply.latency_s)
+
     def command(self, t: float, cmd: Command) -> None:
         self.command_t.append(t)
         self.commands.append((cmd.v, cmd.w))
@@ -216,134 +220,27 @@ class _Recorder:
         )
 
 
-def _end_reason(world: World, timeout_s: float) -> str | None:
-    if world.is_off_track:
-        world.off_track_events += 1
-        return "off_track"
-    if world.lap_completed:
-        return "lap_completed"
-    if world.sim_time_s >= timeout_s:
-        return "timeout"
-    return None
-
-
 def run_episode(
     world: World, brain: Brain, frame_hook: FrameHook | None = None, progress: Callable[[float], None] | None = None
 ) -> EpisodeLog:
     """Drive `brain` on `world` until the lap is done, the car leaves the road, or time runs out.
 
-    frame_hook(t, frame, state, command) -> command lets a caller see every frame with the brain's
-    command and return the command to apply (dataset recording injects perturbations this way).
-    progress(fraction_of_lap) is called now and then.
+    The brain is called in this process; the timing (lock-step or real-time, `world.config.clock`) is
+    `clock.EpisodeClock`'s. frame_hook(t, frame, state, command) -> command lets a caller see every
+    frame with the brain's command and return the command to apply (dataset recording injects
+    perturbations this way). progress(fraction_of_lap) is called every 100 physics steps.
     """
     world.reset()
     brain.reset()
-    if world.config.clock == "realtime":
-        return _run_realtime(world, brain, frame_hook, progress)
-    return _run_lockstep(world, brain, frame_hook, progress)
-
-
-def _run_lockstep(world: World, brain: Brain, frame_hook, progress) -> EpisodeLog:
     cfg = world.config
-    timeout = cfg.timeout_s or default_timeout_s(world.circuit)
-    frame_period = 1.0 / cfg.camera_rate_hz
+    clock = EpisodeClock(cfg, cfg.timeout_s or default_timeout_s(world.circuit))
     rec = _Recorder(world)
-    frame = np.empty((world.renderer.camera.height, world.renderer.camera.width, 3), np.uint8)
-    applied = Command(0.0, 0.0)
-    pending: list[tuple[float, Command]] = []  # (apply at sim time, command), in time order
-    next_frame_t = 0.0
-    steps = 0
-    wall0 = time.perf_counter()
-    while True:
-        t = world.sim_time_s
-        if t >= next_frame_t - 1e-9:
-            world.render(frame)
-            rec.frame_count += 1
-            t0 = time.perf_counter()
-            out = brain.step(frame, t)
-            iteration = time.perf_counter() - t0
-            rec.iteration_wall_s.append(iteration)
-            rec.inference_s.append(out.inference_s if out.inference_s is not None else iteration)
-            cmd = out.command
-            if frame_hook is not None:
-                cmd = frame_hook(t, frame, world.state, cmd)
-            latency = iteration if cfg.latency_s is None else cfg.latency_s
-            pending.append((t + latency, cmd))
-            next_frame_t += frame_period
-        while pending and pending[0][0] <= t + 1e-9:
-            applied = pending.pop(0)[1]
-            rec.command(world.sim_time_s, applied)
-        world.step(applied)
+
+    def on_step(reason):
         rec.sample()
-        steps += 1
-        reason = _end_reason(world, timeout)
-        if progress is not None and steps % 100 == 0:
+        if progress is not None and clock.steps % 100 == 0:
             progress(world.progress_m / world.circuit.length_m)
-        if reason:
-            return rec.finish(brain.name, time.perf_counter() - wall0, reason)
 
-
-def _run_realtime(world: World, brain: Brain, frame_hook, progress) -> EpisodeLog:
-    cfg = world.config
-    timeout = cfg.timeout_s or default_timeout_s(world.circuit)
-    rec = _Recorder(world)
-    lock = threading.Condition()
-    latest: dict = {"frame": None, "seq": 0, "t": 0.0, "command": Command(0.0, 0.0), "stop": False}
-
-    def brain_loop():
-        seen = 0
-        while True:
-            with lock:
-                lock.wait_for(lambda: latest["stop"] or latest["seq"] != seen)
-                if latest["stop"]:
-                    return
-                frame, seen, t = latest["frame"].copy(), latest["seq"], latest["t"]
-                state = latest["state"]
-            t0 = time.perf_counter()
-            out = brain.step(frame, t)
-            iteration = time.perf_counter() - t0
-            cmd = out.command
-            if frame_hook is not None:
-                cmd = frame_hook(t, frame, state, cmd)
-            with lock:
-                rec.iteration_wall_s.append(iteration)
-                rec.inference_s.append(out.inference_s if out.inference_s is not None else iteration)
-                latest["command"] = cmd
-                rec.command(world.sim_time_s, cmd)
-
-    worker = threading.Thread(target=brain_loop, name="brain", daemon=True)
-    worker.start()
-    frame_period = 1.0 / cfg.camera_rate_hz
-    next_frame_t = 0.0
-    wall0 = time.perf_counter()
-    steps = 0
-    try:
-        while True:
-            t = world.sim_time_s
-            if t >= next_frame_t - 1e-9:
-                frame = world.render()
-                rec.frame_count += 1
-                with lock:
-                    latest.update(frame=frame, seq=latest["seq"] + 1, t=t, state=world.state)
-                    lock.notify_all()
-                next_frame_t += frame_period
-            with lock:
-                cmd = latest["command"]
-            world.step(cmd)
-            rec.sample()
-            steps += 1
-            reason = _end_reason(world, timeout)
-            if progress is not None and steps % 100 == 0:
-                progress(world.progress_m / world.circuit.length_m)
-            if reason:
-                break
-            # Pace physics by the wall clock.
-            ahead = world.sim_time_s - (time.perf_counter() - wall0)
-            if ahead > 0:
-                time.sleep(ahead)
-    finally:
-        with lock:
-            latest["stop"] = True
-            lock.notify_all()
-        worker.join(timeout=5.0)
-    return rec.finish(brain.name, time.perf_counter() - wall0, reason)
+    reason = clock.run(world, InProcessBrain(brain, frame_hook), rec.reply, rec.command, on_step)
+    rec.frame_count = clock.frames
+    return rec.finish(brain.name, time.perf_counter() - clock.wall0, reason)

@@ -16,8 +16,11 @@ pytest.importorskip("rosbags")
 
 from conftest import REPO_ROOT, unique_domain_id
 
-from pilotnet_brain.bags import core as bags
+from pilotnet_brain.bags.reader import bag_summary, read_bag
+from pilotnet_brain.bags.score import metrics_from_bag, run_record_from_arrays
+from pilotnet_brain.bags.writer import CUSTOM_DATA_KEY, BagWriter, read_side_file, typestore
 from pilotnet_brain.evaluation.metrics import METRIC_KEYS, compute_metrics
+from pilotnet_brain.interfaces import BRAIN_STATS_FIELDS, DEFAULT_TOPICS, DEFAULT_TYPES
 
 REPO = REPO_ROOT
 STORAGES = ("mcap", "sqlite3")
@@ -27,7 +30,7 @@ STORAGES = ("mcap", "sqlite3")
 
 
 def _types():
-    return bags.typestore().types
+    return typestore().types
 
 
 def _stamp(t):
@@ -106,22 +109,22 @@ def _write_circle_run(
     xy = np.column_stack([r * np.cos(phi), r * np.sin(phi)])
     stats = stats if stats is not None else [(i * 0.1, 5.0, 20.0, 33.3, 15.0) for i in range(40)]
     T = _types()
-    with bags.BagWriter(path, storage, cfg) as w:
+    with BagWriter(path, storage, cfg) as w:
         for role in ("camera", "cmd_vel", "odom", "clock", "stats", "status", "sim_stats"):
-            w.add_topic(bags.DEFAULT_TOPICS[role], bags.DEFAULT_TYPES[role])
-        w.write_msg(bags.DEFAULT_TOPICS["status"], 1, T["std_msgs/msg/String"](data="running"))
+            w.add_topic(DEFAULT_TOPICS[role], DEFAULT_TYPES[role])
+        w.write_msg(DEFAULT_TOPICS["status"], 1, T["std_msgs/msg/String"](data="running"))
         for i, ti in enumerate(t):
             ns = 1_000_000_000 + int(ti * 1e9)
-            w.write_msg(bags.DEFAULT_TOPICS["clock"], ns, T["rosgraph_msgs/msg/Clock"](clock=_stamp(ti)))
-            w.write_msg(bags.DEFAULT_TOPICS["odom"], ns + 1, _odom(ti, *xy[i], phi[i] + math.pi / 2, speed))
+            w.write_msg(DEFAULT_TOPICS["clock"], ns, T["rosgraph_msgs/msg/Clock"](clock=_stamp(ti)))
+            w.write_msg(DEFAULT_TOPICS["odom"], ns + 1, _odom(ti, *xy[i], phi[i] + math.pi / 2, speed))
             if i % 10 == 0:
-                w.write_msg(bags.DEFAULT_TOPICS["camera"], ns + 2, _image(ti, seed=i))
-                w.write_msg(bags.DEFAULT_TOPICS["cmd_vel"], ns + 3, _twist(speed, speed / r))
+                w.write_msg(DEFAULT_TOPICS["camera"], ns + 2, _image(ti, seed=i))
+                w.write_msg(DEFAULT_TOPICS["cmd_vel"], ns + 3, _twist(speed, speed / r))
         for j, row in enumerate(stats):
-            w.write_msg(bags.DEFAULT_TOPICS["stats"], 10**9 + j, _multiarray(row))
+            w.write_msg(DEFAULT_TOPICS["stats"], 10**9 + j, _multiarray(row))
         end_ns = 1_000_000_000 + int(t[-1] * 1e9) + 10
-        w.write_msg(bags.DEFAULT_TOPICS["sim_stats"], end_ns, _multiarray([t[-1], frames, wall, 0, 1, 2, 0]))
-        w.write_msg(bags.DEFAULT_TOPICS["status"], end_ns + 1, T["std_msgs/msg/String"](data=end))
+        w.write_msg(DEFAULT_TOPICS["sim_stats"], end_ns, _multiarray([t[-1], frames, wall, 0, 1, 2, 0]))
+        w.write_msg(DEFAULT_TOPICS["status"], end_ns + 1, T["std_msgs/msg/String"](data=end))
     return cfg, t, xy
 
 
@@ -146,40 +149,40 @@ def test_write_and_read_back_every_message_type(tmp_path, storage):
 
     path = tmp_path / "bag"
     img = _image(1.5, seed=3)
-    with bags.BagWriter(path, storage, {"circuit": "simple_circuit", "direction": "cw"}) as w:
+    with BagWriter(path, storage, {"circuit": "simple_circuit", "direction": "cw"}) as w:
         for role in ("camera", "cmd_vel", "odom", "clock"):
-            w.add_topic(bags.DEFAULT_TOPICS[role], bags.DEFAULT_TYPES[role])
+            w.add_topic(DEFAULT_TOPICS[role], DEFAULT_TYPES[role])
         for i in range(5):
             t = 1.0 + 0.1 * i
-            w.write_msg(bags.DEFAULT_TOPICS["camera"], 10 + i, img)
-            w.write_msg(bags.DEFAULT_TOPICS["cmd_vel"], 20 + i, _twist(1.0 + i, -0.5))
-            w.write_msg(bags.DEFAULT_TOPICS["odom"], 30 + i, _odom(t, i, 2 * i, 0.3, 4.0))
-            w.write_msg(bags.DEFAULT_TOPICS["clock"], 40 + i, _types()["rosgraph_msgs/msg/Clock"](clock=_stamp(t)))
+            w.write_msg(DEFAULT_TOPICS["camera"], 10 + i, img)
+            w.write_msg(DEFAULT_TOPICS["cmd_vel"], 20 + i, _twist(1.0 + i, -0.5))
+            w.write_msg(DEFAULT_TOPICS["odom"], 30 + i, _odom(t, i, 2 * i, 0.3, 4.0))
+            w.write_msg(DEFAULT_TOPICS["clock"], 40 + i, _types()["rosgraph_msgs/msg/Clock"](clock=_stamp(t)))
     meta = (path / "metadata.yaml").read_text()
     assert f"storage_identifier: {storage}" in meta
     assert list(path.glob("*.mcap" if storage == "mcap" else "*.db3"))
 
-    with AnyReader([path], default_typestore=bags.typestore()) as reader:
+    with AnyReader([path], default_typestore=typestore()) as reader:
         by_topic = {c.topic: c for c in reader.connections}
         assert {c.msgtype for c in reader.connections} == {
-            bags.DEFAULT_TYPES[r] for r in ("camera", "cmd_vel", "odom", "clock")
+            DEFAULT_TYPES[r] for r in ("camera", "cmd_vel", "odom", "clock")
         }
         assert all(c.msgcount == 5 for c in reader.connections)
-        assert "float64 x" in by_topic[bags.DEFAULT_TOPICS["cmd_vel"]].msgdef.data  # full definitions stored
+        assert "float64 x" in by_topic[DEFAULT_TOPICS["cmd_vel"]].msgdef.data  # full definitions stored
         msgs = {}
         for conn, ts, raw in reader.messages():
             msgs.setdefault(conn.topic, []).append(reader.deserialize(raw, conn.msgtype))
-    image = msgs[bags.DEFAULT_TOPICS["camera"]][0]
+    image = msgs[DEFAULT_TOPICS["camera"]][0]
     assert (image.height, image.width, image.encoding) == (6, 8, "rgb8")
     assert np.array_equal(image.data, img.data)
-    assert [m.linear.x for m in msgs[bags.DEFAULT_TOPICS["cmd_vel"]]] == [1.0, 2.0, 3.0, 4.0, 5.0]
-    odom = msgs[bags.DEFAULT_TOPICS["odom"]][3]
+    assert [m.linear.x for m in msgs[DEFAULT_TOPICS["cmd_vel"]]] == [1.0, 2.0, 3.0, 4.0, 5.0]
+    odom = msgs[DEFAULT_TOPICS["odom"]][3]
     assert (odom.pose.pose.position.x, odom.pose.pose.position.y) == (3.0, 6.0)
-    assert msgs[bags.DEFAULT_TOPICS["clock"]][4].clock.nanosec == 400_000_000
+    assert msgs[DEFAULT_TOPICS["clock"]][4].clock.nanosec == 400_000_000
 
-    summary = bags.bag_summary(path)
-    assert json.loads(summary["custom_data"][bags.CUSTOM_DATA_KEY]) == {"circuit": "simple_circuit", "direction": "cw"}
-    run = bags.read_bag(path)
+    summary = bag_summary(path)
+    assert json.loads(summary["custom_data"][CUSTOM_DATA_KEY]) == {"circuit": "simple_circuit", "direction": "cw"}
+    run = read_bag(path)
     assert run.config == {"circuit": "simple_circuit", "direction": "cw"}
     assert len(run.t) == 5 and run.camera_count == 5 and run.clock_count == 5
     assert np.allclose(run.yaw, 0.3) and np.allclose(run.speed, 4.0)
@@ -187,8 +190,8 @@ def test_write_and_read_back_every_message_type(tmp_path, storage):
 
 def test_unknown_storage_and_type_are_refused(tmp_path):
     with pytest.raises(ValueError, match="storage"):
-        bags.BagWriter(tmp_path / "a", "rosbag1")
-    with bags.BagWriter(tmp_path / "b") as w, pytest.raises(ValueError, match="unknown"):
+        BagWriter(tmp_path / "a", "rosbag1")
+    with BagWriter(tmp_path / "b") as w, pytest.raises(ValueError, match="unknown"):
         w.add_topic("/x", "no_pkg/msg/Nothing")
 
 
@@ -199,7 +202,7 @@ def test_unknown_storage_and_type_are_refused(tmp_path):
 def test_metrics_from_a_circle_have_the_known_answers(tmp_path, circle_csv, storage):
     radius, offset, speed = 50.0, 0.4, 8.0
     cfg, t, xy = _write_circle_run(tmp_path / "bag", storage, circle_csv, radius, offset, speed)
-    m, record, run = bags.metrics_from_bag(tmp_path / "bag")
+    m, record, run = metrics_from_bag(tmp_path / "bag")
 
     lap = 2 * math.pi * (radius + offset) / speed
     assert m["completed_pct"] == 100.0
@@ -215,7 +218,7 @@ def test_metrics_from_a_circle_have_the_known_answers(tmp_path, circle_csv, stor
     # Same RunRecord construction as from the arrays directly (times as the stamps carry them: ns).
     assert np.allclose(run.t, t, atol=1e-9) and np.array_equal(run.xy, xy)
     direct = compute_metrics(
-        bags.run_record_from_arrays(
+        run_record_from_arrays(
             circuit=str(circle_csv),
             direction="ccw",
             brain="synthetic",
@@ -232,13 +235,34 @@ def test_metrics_from_a_circle_have_the_known_answers(tmp_path, circle_csv, stor
 
 
 def test_bag_without_run_metadata_is_explained(tmp_path):
-    with bags.BagWriter(tmp_path / "bag") as w:
+    with BagWriter(tmp_path / "bag") as w:
         w.add_topic("/F1ROS/odom", "nav_msgs/msg/Odometry")
         w.write_msg("/F1ROS/odom", 1, _odom(0.0, 0, 0, 0, 0))
     with pytest.raises(ValueError, match="circuit and direction"):
-        bags.metrics_from_bag(tmp_path / "bag")
+        metrics_from_bag(tmp_path / "bag")
     with pytest.raises(FileNotFoundError, match="not a rosbag2"):
-        bags.read_bag(tmp_path)
+        read_bag(tmp_path)
+
+
+def _labelled_stats(label, values):
+    T = _types()
+    dim = T["std_msgs/msg/MultiArrayDimension"](label=label, size=len(values), stride=len(values))
+    layout = T["std_msgs/msg/MultiArrayLayout"](dim=[dim], data_offset=0)
+    return T["std_msgs/msg/Float64MultiArray"](layout=layout, data=np.asarray(values, dtype=float))
+
+
+def test_brain_stats_are_read_as_brain_node_publishes_them_and_other_fields_are_refused(tmp_path):
+    published = (1.5, 5.0, 20.0, 33.3, 15.0)
+    with BagWriter(tmp_path / "ok", config={"circuit": "simple_circuit", "direction": "ccw"}) as w:
+        w.add_topic(DEFAULT_TOPICS["stats"], DEFAULT_TYPES["stats"])
+        w.write_msg(DEFAULT_TOPICS["stats"], 1, _labelled_stats(",".join(BRAIN_STATS_FIELDS), published))
+    assert read_bag(tmp_path / "ok").brain_stats.tolist() == [list(published)]
+
+    with BagWriter(tmp_path / "other", config={"circuit": "simple_circuit", "direction": "ccw"}) as w:
+        w.add_topic(DEFAULT_TOPICS["stats"], DEFAULT_TYPES["stats"])
+        w.write_msg(DEFAULT_TOPICS["stats"], 1, _labelled_stats("inference_s,iteration_s", (0.005, 0.02)))
+    with pytest.raises(ValueError, match="labelled 'inference_s,iteration_s'"):
+        read_bag(tmp_path / "other")
 
 
 def test_analyze_cli_on_bags(tmp_path, circle_csv, capsys):
@@ -295,7 +319,7 @@ class _Publishers:
         rclpy.init(context=self.ctx, domain_id=domain)
         self.node = rclpy.create_node("fake_graph", context=self.ctx)
         latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-        T = bags.DEFAULT_TOPICS
+        T = DEFAULT_TOPICS
         self.pubs = {
             "camera": self.node.create_publisher(Image, T["camera"], qos_profile_sensor_data),
             "cmd_vel": self.node.create_publisher(Twist, T["cmd_vel"], 100),
@@ -411,20 +435,20 @@ def test_recorder_node_records_every_topic_and_stops_at_episode_end(tmp_path, ro
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0, out
-    summary = bags.bag_summary(bag)
+    summary = bag_summary(bag)
     assert summary["storage"] == storage
     for role in ("cmd_vel", "odom", "stats", "status", "sim_stats"):  # reliable: every message, as sent
         sent = pubs.sent[role]
-        assert _recorded(bag, bags.DEFAULT_TOPICS[role], type(sent[0])) == sent, role
-    assert 0 < summary["topics"][bags.DEFAULT_TOPICS["camera"]]["count"] <= len(pubs.sent["camera"])
-    assert summary["topics"][bags.DEFAULT_TOPICS["clock"]]["count"] > 0
+        assert _recorded(bag, DEFAULT_TOPICS[role], type(sent[0])) == sent, role
+    assert 0 < summary["topics"][DEFAULT_TOPICS["camera"]]["count"] <= len(pubs.sent["camera"])
+    assert summary["topics"][DEFAULT_TOPICS["clock"]]["count"] > 0
 
     # The recorder's metrics (side file) = analyze = compute_metrics on the published arrays.
-    side = bags.read_side_file(bag)
+    side = read_side_file(bag)
     assert side["config"]["circuit"] == "simple_circuit" and side["metrics"] is not None
     stats = np.asarray([(4.0 + i % 3, 10.0 + i % 5) for i in range(0, len(pts), 3)])
     expected = compute_metrics(
-        bags.run_record_from_arrays(
+        run_record_from_arrays(
             circuit="simple_circuit",
             direction="ccw",
             brain="fake",
@@ -468,13 +492,13 @@ def test_sigterm_mid_run_leaves_a_readable_bag(tmp_path, ros):
             proc.kill()
     assert proc.returncode == 0, out
     assert "bag closed" in out
-    with AnyReader([bag], default_typestore=bags.typestore()) as reader:
+    with AnyReader([bag], default_typestore=typestore()) as reader:
         counts = {c.topic: c.msgcount for c in reader.connections}
         odom = [
             reader.deserialize(raw, c.msgtype).pose.pose.position.x
             for c, _, raw in reader.messages()
-            if c.topic == bags.DEFAULT_TOPICS["odom"]
+            if c.topic == DEFAULT_TOPICS["odom"]
         ]
-    assert counts[bags.DEFAULT_TOPICS["odom"]] == len(pubs.sent["odom"]) == 100 == len(odom)
-    m, _, _ = bags.metrics_from_bag(bag)
+    assert counts[DEFAULT_TOPICS["odom"]] == len(pubs.sent["odom"]) == 100 == len(odom)
+    m, _, _ = metrics_from_bag(bag)
     assert m["end_reason"] == "" and 0 < m["completed_pct"] < 100

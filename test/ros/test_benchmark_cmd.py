@@ -1,4 +1,4 @@
-"""`pilotnet-brain benchmark`: preset names, the seed table and outputs (with a stand-in for the launcher), and
+"""`pilotnet-brain benchmark`: preset names, the summary table and outputs (with a stand-in for the launcher), and
 end to end through the real ROS 2 graph: launcher + bag_recorder + analyze agree."""
 
 import json
@@ -10,7 +10,7 @@ import pytest
 from pilotnet_brain.bench import closed_loop as cb
 from pilotnet_brain.cli.main import main
 
-SEED_HEADER = (
+SUMMARY_HEADER = (
     "| Method | Average speed | Position deviation MAE (m) | BehaviorMetrics score | "
     "Brain iteration frequency (RT) | Mean inference time (ms) | Completed % |"
 )
@@ -86,7 +86,7 @@ def test_benchmark_runs_every_preset_on_every_circuit_and_writes_outputs(monkeyp
     assert rc == 1  # one run failed: reported, the others still ran
     assert len(calls) == 4 and {c[3] for c in calls} == {"realtime"} and {c[5] for c in calls} == {9.0}
     out = capsys.readouterr().out
-    assert SEED_HEADER in out
+    assert SUMMARY_HEADER in out
     lines = [line for line in out.splitlines() if line.startswith("| explicit") or line.startswith("| pilotnet")]
     assert lines[0].split("|")[2].strip() == "10.00" and lines[0].split("|")[-2].strip() == "100.0"
     assert lines[1].split("|")[-2].strip() == "50.0"  # the failed run counts 0 % completed
@@ -123,7 +123,7 @@ def test_end_to_end_launcher_bag_and_analyze_agree(tmp_path):
         from pilotnet_brain.ros.launcher import run_simulation  # noqa: F401
     except ImportError as error:
         pytest.skip(f"pilotnet_brain.ros.launcher is not importable yet: {error}")
-    from pilotnet_brain.bags.core import metrics_from_bag
+    from pilotnet_brain.bags.score import metrics_from_bag
     from pilotnet_brain.evaluation.metrics import METRIC_KEYS
 
     def run(out_dir):

@@ -1,20 +1,23 @@
 """The launch files (genuine ROS 2 Python launch files) and the launcher describe the same graph.
 
-`launch`/`launch_ros` are not pip-installable, so the files are parsed with `ast`: executables, node
-names, parameters files, launch arguments and the LARGE_DATA environment must match launcher.py and
-setup.py. Where launch_ros imports (a ROS 2 install), the descriptions are also built for real.
+`launch`/`launch_ros` are not pip-installable, so the files are parsed with `ast` (executables, node
+names, parameters files, the LARGE_DATA environment must match launcher.py and setup.py) and run with
+stand-ins for the launch classes that record how the file built them (launch arguments: names, defaults
+and descriptions from the schemas of pilotnet_brain.config; node parameters known to the nodes' schemas).
+Where launch_ros imports (a ROS 2 install), the descriptions are also built for real.
 """
 
 import ast
+import importlib.util
 import re
+import sys
+import types
 
 import pytest
 from conftest import REPO_ROOT
 
+from pilotnet_brain import config
 from pilotnet_brain.ros import launcher
-from pilotnet_brain.ros.brain_node import BRAIN_PARAMETERS
-from pilotnet_brain.ros.metrics_node import METRICS_PARAMETERS
-from pilotnet_brain.ros.sim_node import sim_node_defaults
 
 ROOT = REPO_ROOT
 LAUNCH = ROOT / "launch"
@@ -68,14 +71,10 @@ def test_simulation_launch_matches_launcher(tmp_path):
     scripts = console_scripts()
     for exe, module in launcher.NODE_MODULES.items():
         assert scripts.get(exe) == module
-    # launch arguments = run_simulation's knobs
-    args = {c.args[0].value for c in calls(tree, "DeclareLaunchArgument")}
-    assert args == set(launcher.SIMULATION_LAUNCH_ARGS)
-    # same config files: simulation.yaml for sim_node, a config/brains YAML for brain_node
-    assert "simulation.yaml" in literal_strings(tree) and "brains" in literal_strings(tree)
-    assert "explicit.yaml" in literal_strings(tree)
+    # same config file for sim_node (the brain's comes from the brain_config argument)
+    assert "simulation.yaml" in literal_strings(tree)
     # parameters named in the launch file exist on the nodes
-    known = {"sim_node": sim_node_defaults(), "brain_node": BRAIN_PARAMETERS, "metrics_node": METRICS_PARAMETERS}
+    known = {name: schema.names for name, schema in config.NODE_SCHEMAS.items()}
     for exe, params in known.items():
         assert dict_keys(kw(found[exe], "parameters")) <= set(params), exe
     assert kw(found["bag_recorder"], "condition") is not None
@@ -103,11 +102,114 @@ def test_simulation_launch_matches_launcher(tmp_path):
 def test_brain_launch_matches_launcher():
     tree = parse("brain.launch.py")
     assert set(nodes(tree)) == {"brain_node"}
-    assert {c.args[0].value for c in calls(tree, "DeclareLaunchArgument")} == set(launcher.BRAIN_LAUNCH_ARGS)
-    assert "explicit.yaml" in literal_strings(tree)
     graph = launcher.brain_graph("pilotnet_fp32")
     assert graph.processes[0].argv[-1].endswith("config/brains/pilotnet_fp32.yaml")
     assert graph.env["FASTDDS_BUILTIN_TRANSPORTS"] == "LARGE_DATA"
+
+
+# --- the launch files run against recording stand-ins of launch / launch_ros -----------------------
+class Recorded:
+    """Stands in for a launch / launch_ros class: keeps the arguments the launch file passed."""
+
+    def __init__(self, *args, **kwargs):
+        self.args, self.kwargs = args, kwargs
+
+    def __repr__(self):
+        return f"{type(self).__name__}{self.args}"
+
+
+LAUNCH_CLASSES = {
+    "launch": ("LaunchDescription",),
+    "launch.actions": ("DeclareLaunchArgument", "EmitEvent", "RegisterEventHandler", "SetEnvironmentVariable"),
+    "launch.conditions": ("IfCondition",),
+    "launch.event_handlers": ("OnProcessExit",),
+    "launch.events": ("Shutdown",),
+    "launch.substitutions": ("LaunchConfiguration", "PathJoinSubstitution", "PythonExpression"),
+    "launch_ros.actions": ("Node",),
+    "launch_ros.substitutions": ("FindPackageShare",),
+}
+
+
+def run_launch_file(name, monkeypatch):
+    """generate_launch_description() of launch/<name>, built from Recorded stand-ins: its entities."""
+    for module_name, classes in LAUNCH_CLASSES.items():
+        module = types.ModuleType(module_name)
+        for cls in classes:
+            setattr(module, cls, type(cls, (Recorded,), {}))
+        monkeypatch.setitem(sys.modules, module_name, module)
+    spec = importlib.util.spec_from_file_location(f"launch_file_{name.split('.')[0]}", LAUNCH / name)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    description = module.generate_launch_description()
+    assert type(description).__name__ == "LaunchDescription"
+    return description.args[0]
+
+
+def of_type(entities, name):
+    return [e for e in entities if type(e).__name__ == name]
+
+
+def launch_configurations(obj):
+    """Names of every LaunchConfiguration inside a recorded object (its args, kwargs, lists, dicts)."""
+    if type(obj).__name__ == "LaunchConfiguration":
+        return {obj.args[0]}
+    if isinstance(obj, Recorded):
+        return launch_configurations(list(obj.args) + list(obj.kwargs.values()))
+    if isinstance(obj, dict):
+        return set().union(*map(launch_configurations, obj.values())) if obj else set()
+    if isinstance(obj, (list, tuple)):
+        return set().union(*map(launch_configurations, obj)) if obj else set()
+    return set()
+
+
+def check_declared(declared, arguments):
+    """The declared launch arguments are `arguments`: names, defaults and descriptions from the schema."""
+    assert [d.args[0] for d in declared] == [a.name for a in arguments]
+    for d, a in zip(declared, arguments):
+        assert d.kwargs["description"] == a.description()
+        default = d.kwargs["default_value"]
+        if a.name == "brain_config":  # a file of the installed package
+            assert type(default).__name__ == "PathJoinSubstitution"
+            share, *parts = default.args[0]
+            assert type(share).__name__ == "FindPackageShare" and share.args == ("pilotnet_brain",)
+            assert "/".join(parts) == f"config/{config.DEFAULT_BRAIN_CONFIG}"
+            assert (ROOT / "config" / config.DEFAULT_BRAIN_CONFIG).is_file()
+        else:
+            assert default == config.launch_default(a)
+
+
+def test_simulation_launch_arguments_come_from_the_schemas(monkeypatch):
+    entities = run_launch_file("simulation.launch.py", monkeypatch)
+    check_declared(of_type(entities, "DeclareLaunchArgument"), config.SIMULATION_LAUNCH_ARGUMENTS)
+    assert launcher.SIMULATION_LAUNCH_ARGS == tuple(a.name for a in config.SIMULATION_LAUNCH_ARGUMENTS)
+    arguments = {a.name: a for a in config.SIMULATION_LAUNCH_ARGUMENTS}
+    used = set()
+    for node in of_type(entities, "Node"):
+        schema = config.NODE_SCHEMAS[node.kwargs["name"]]
+        for entry in node.kwargs["parameters"]:
+            if not isinstance(entry, dict):
+                continue  # a parameters file (checked above / by test_config)
+            for name, value in entry.items():
+                assert name in schema, f"{schema.node} has no parameter {name}"
+                if type(value).__name__ == "LaunchConfiguration":
+                    # the argument's default and every choice are values the node accepts
+                    argument = arguments[value.args[0]]
+                    schema[name].check(argument.default, f"{schema.node}.{name} <- {argument.name}")
+                    for choice in argument.choices:
+                        schema[name].check(choice, f"{schema.node}.{name} <- {argument.name}")
+                elif not isinstance(value, Recorded):
+                    schema[name].check(value, schema.node)  # a literal value
+        used |= launch_configurations(node)
+    used |= launch_configurations(of_type(entities, "RegisterEventHandler"))
+    assert used == set(arguments), "every launch argument is used, and only declared ones are"
+
+
+def test_brain_launch_arguments_come_from_the_schemas(monkeypatch):
+    entities = run_launch_file("brain.launch.py", monkeypatch)
+    check_declared(of_type(entities, "DeclareLaunchArgument"), config.BRAIN_LAUNCH_ARGUMENTS)
+    assert launcher.BRAIN_LAUNCH_ARGS == ("brain_config",)
+    (node,) = of_type(entities, "Node")
+    assert launch_configurations(node) == {"brain_config"}
 
 
 def test_shipped_brain_configs_are_valid():

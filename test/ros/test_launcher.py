@@ -66,10 +66,11 @@ def test_run_simulation_short_run_and_clean_teardown(tmp_path):
 
 
 def test_node_failure_fails_the_run_fast_and_cleans_up(tmp_path):
-    bad = tmp_path / "cuda.yaml"
-    bad.write_text("brain_node:\n  ros__parameters:\n    brain: explicit\n    device: tpu\n")
+    # valid for the schema (any string), refused by the node at start-up
+    bad = tmp_path / "backend.yaml"
+    bad.write_text("brain_node:\n  ros__parameters:\n    brain: pilotnet\n    backend: no_such_backend\n")
     t0 = time.monotonic()
-    with pytest.raises(launcher.LaunchError, match="brain_node exited with code 2(.|\n)*tpu"):
+    with pytest.raises(launcher.LaunchError, match="brain_node exited with code 2(.|\n)*no_such_backend"):
         launcher.run_simulation(
             "simple_circuit",
             "ccw",
@@ -90,6 +91,26 @@ def test_unknown_brain_parameter_refused_before_start(tmp_path):
     bad.write_text("brain_node:\n  ros__parameters:\n    brain: explicit\n    max_speed: 3.0\n")
     with pytest.raises(ConfigError, match="max_speed"):
         launcher.simulation_graph("simple_circuit", "ccw", bad, out_dir=tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("brain_yaml", "options", "message"),
+    [
+        ("device: tpu", {}, r"brain_node: device='tpu' is not allowed \(allowed: one of cpu, cuda\)"),
+        ("max_v: .nan", {}, "brain_node: max_v="),
+        ("", {"scale": -1.0}, r"sim_node: scale=-1.0 is out of range \(allowed: a float > 0\)"),
+        ("", {"timeout": -5}, r"sim_node: timeout=-5 is out of range"),
+        ("", {"clock": "fast"}, r"sim_node: clock='fast' is not allowed"),
+    ],
+)
+def test_bad_values_refused_before_start(tmp_path, brain_yaml, options, message):
+    from pilotnet_brain.errors import ConfigError
+
+    preset = tmp_path / "preset.yaml"
+    preset.write_text(f"brain_node:\n  ros__parameters:\n    brain: explicit\n    {brain_yaml}\n")
+    with pytest.raises(ConfigError, match=message):
+        launcher.simulation_graph("simple_circuit", "ccw", preset, out_dir=tmp_path / "run", **options)
+    assert not (tmp_path / "run").exists()
 
 
 def test_ctrl_c_of_the_launcher_leaves_no_orphans(tmp_path):

@@ -227,6 +227,73 @@ def test_yaml_with_unknown_parameter_is_refused(tmp_path):
         load_brain_parameters(bad)
 
 
+def test_an_integer_for_a_float_parameter_is_accepted_and_descriptors_come_from_the_schema(ctx):
+    from pilotnet_brain.config import BRAIN_NODE
+    from pilotnet_brain.ros.brain_node import BrainNode
+
+    brain = BrainNode(context=ctx, parameter_overrides=params(brain="explicit", max_v=10, watchdog_timeout=1))
+    try:
+        assert brain.max_v == 10.0 and isinstance(brain.max_v, float)
+        assert brain.params["watchdog_timeout"] == 1.0 and isinstance(brain.params["watchdog_timeout"], float)
+        descriptor = brain.describe_parameter("max_v")
+        assert descriptor.description == BRAIN_NODE["max_v"].doc
+        assert descriptor.additional_constraints == "a float >= 0"
+        assert descriptor.floating_point_range[0].from_value == 0.0 and descriptor.read_only
+        assert brain.describe_parameter("threads").integer_range[0].from_value == 0
+    finally:
+        brain.destroy_node()
+
+
+def test_command_line_integer_for_a_float_reaches_the_simulator():
+    """`-p timeout:=60` arrives as an INTEGER parameter: no InvalidParameterTypeException, 60.0 s."""
+    from pilotnet_brain.ros.sim_node import SimNode
+
+    context = rclpy.Context()
+    rclpy.init(
+        context=context,
+        domain_id=unique_domain_id(),
+        args=["--ros-args", "-p", "timeout:=60", "-p", "latency:=0", "-p", "camera_rate:=15"],
+    )
+    try:
+        sim = SimNode(context=context)
+        assert (sim.config.timeout_s, sim.config.latency_s, sim.config.camera_rate_hz) == (60.0, 0.0, 15.0)
+        assert sim.timeout_s == 60.0
+        sim.destroy_node()
+    finally:
+        rclpy.shutdown(context=context)
+
+
+@pytest.mark.parametrize(
+    ("node", "ros_args", "message"),
+    [
+        ("brain_node", ["-p", "max_v:=-5"], "max_v=-5 is out of range (allowed: a float >= 0)"),
+        ("brain_node", ["-p", "max_v:=true"], "max_v=true is not a float (allowed: a float >= 0)"),
+        ("sim_node", ["-p", "timeout:=-5"], "timeout=-5 is out of range (allowed: a float >= 0)"),
+        ("metrics_node", ["-p", "direction:=up"], "direction='up' is not allowed (allowed: one of ccw, cw)"),
+        ("bag_recorder", ["-p", "camera_stride:=0"], "camera_stride=0 is out of range (allowed: an integer >= 1)"),
+        ("brain_node", ["--params-file", "NAN_FILE"], "max_v=nan is not finite (allowed: a float >= 0)"),
+    ],
+)
+def test_bad_parameter_values_exit_2_with_one_line(tmp_path, node, ros_args, message):
+    nan_file = tmp_path / "nan.yaml"
+    nan_file.write_text("brain_node:\n  ros__parameters:\n    max_v: .nan\n")
+    ros_args = [str(nan_file) if a == "NAN_FILE" else a for a in ros_args]
+    env = dict(os.environ, ROS_DOMAIN_ID=str(unique_domain_id()))
+    r = subprocess.run(
+        [sys.executable, "-m", f"pilotnet_brain.ros.{node}", "--ros-args", *ros_args],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    output = (r.stdout + r.stderr).strip().splitlines()
+    assert r.returncode == 2, output
+    assert [line for line in output if message in line] == output, output  # one line, and only that
+    assert len(output) == 1 and f"cannot start: node {node}: {message}" in output[0]
+    assert list(tmp_path.iterdir()) == [nan_file]  # nothing was created (bag_recorder: no bag directory)
+
+
 def test_cuda_without_gpu_refuses_to_start_cleanly():
     torch = pytest.importorskip("torch")
     if torch.cuda.is_available():

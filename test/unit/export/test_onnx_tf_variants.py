@@ -120,7 +120,7 @@ def check_metadata(path, method):
 def test_modules_import_without_runtimes():
     code = (
         "import sys\n"
-        "import pilotnet_brain.export.onnx_variants, pilotnet_brain.export.tf_variants\n"
+        "import pilotnet_brain.export.onnx_variants, pilotnet_brain.export.tf_variants, pilotnet_brain.export.keras_port\n"
         "import pilotnet_brain.runtime.onnx, pilotnet_brain.runtime.tensorflow\n"
         "heavy = [m for m in ('tensorflow', 'onnxruntime', 'onnx', 'ai_edge_litert', 'keras') if m in sys.modules]\n"
         "assert not heavy, heavy\n"
@@ -274,13 +274,13 @@ def tf_files(setup):
 
 def test_keras_port_matches_torch(setup):
     pytest.importorskip("tensorflow")
-    from pilotnet_brain.export import tf_variants
+    from pilotnet_brain.export import keras_port
 
-    keras_model, torch_model, _ = tf_variants.keras_from_fp32(setup["fp32"])
-    assert tf_variants.port_check(keras_model, torch_model, setup["frames"]) <= KERAS_PORT_TOL
+    keras_model, torch_model, _ = keras_port.keras_from_fp32(setup["fp32"])
+    assert keras_port.port_check(keras_model, torch_model, setup["frames"]) <= KERAS_PORT_TOL
     # Folding the input BatchNorm into conv0 (used for TFLite) is exact up to rounding too.
-    folded, folded_torch, _ = tf_variants.keras_from_fp32(setup["fp32"], fold_bn=True)
-    assert tf_variants.port_check(folded, setup["model"], setup["frames"]) <= KERAS_PORT_TOL
+    folded, folded_torch, _ = keras_port.keras_from_fp32(setup["fp32"], fold_bn=True)
+    assert keras_port.port_check(folded, setup["model"], setup["frames"]) <= KERAS_PORT_TOL
     assert "input_norm" not in [layer.name for layer in folded.layers]
 
 
@@ -321,15 +321,15 @@ def test_tflite_variants_agree(setup, tf_files, method):
 
 def test_space_to_depth_is_exact(setup):
     pytest.importorskip("tensorflow")
-    from pilotnet_brain.export import tf_variants
+    from pilotnet_brain.export import keras_port
 
     x = setup["frames"][:3]
     y = space_to_depth.space_to_depth(x)
     ref = x.reshape(3, 3, 33, 2, 100, 2).transpose(0, 2, 4, 1, 3, 5).reshape(3, 33, 100, 12)
     assert y.shape == (3, 33, 100, 12) and np.array_equal(y, ref)
-    keras_model, _, _ = tf_variants.keras_from_fp32(setup["fp32"], fold_bn=True, s2d=True)
+    keras_model, _, _ = keras_port.keras_from_fp32(setup["fp32"], fold_bn=True, s2d=True)
     assert tuple(keras_model.get_layer("conv0").kernel.shape) == (3, 3, 12, 24)
-    assert tf_variants.port_check(keras_model, setup["model"], setup["frames"]) <= KERAS_PORT_TOL
+    assert keras_port.port_check(keras_model, setup["model"], setup["frames"]) <= KERAS_PORT_TOL
 
 
 def test_tflite_old_nchw_layout_still_loads_and_unknown_layouts_are_refused(setup, tf_files, tmp_path):

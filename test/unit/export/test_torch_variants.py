@@ -35,6 +35,8 @@ from pilotnet_brain.model.labels import LabelRanges
 from pilotnet_brain.model.network import PilotNet
 from pilotnet_brain.model.preprocessing import INPUT_SHAPE, crop_and_resize, to_network_input
 from pilotnet_brain.model.weights import load_model, metadata_path, save_model
+from pilotnet_brain.runtime.metadata import SCHEMA, parse_variant_metadata
+from pilotnet_brain.runtime.metadata import metadata_path as variant_metadata_path
 from pilotnet_brain.runtime.registry import make_backend
 from pilotnet_brain.sim.circuits import load_circuit
 from pilotnet_brain.sim.vehicle import VehicleState
@@ -152,15 +154,20 @@ def test_fp32_copy_copies_weights_and_metadata(built, fp32_file):
 def test_metadata_travels_with_every_int8_file(built, fp32_file):
     source = json.loads(metadata_path(fp32_file).read_text())
     for name in INT8:
-        meta = json.loads(metadata_path(built[name]).read_text())
+        meta = json.loads(variant_metadata_path(built[name]).read_text())
+        with qmodel.quiet_torch_ao():
+            embedded = json.loads(torch.load(built[name], weights_only=True)["metadata"])
+        assert meta == embedded
         for key in ("label_ranges", "architecture", "input_shape"):
             assert meta[key] == source[key], (name, key)
-        assert meta["method"] == name and meta["engine"] == "x86" and meta["precision"] == "int8"
+        assert meta["schema"] == SCHEMA and meta["method"] == name and meta["precision"] == "int8"
+        assert meta["settings"]["engine"] == "x86" and meta["file_kind"] == "torch-int8"
         backend = make_backend(name, built[name])
         assert backend.label_ranges == RANGES
         assert (backend.name, backend.precision, backend.device) == (name, "int8", "cpu")
-    assert json.loads(metadata_path(built["torch_int8_static"]).read_text())["calibration_frames"] == 12
-    qat = json.loads(metadata_path(built["torch_int8_qat"]).read_text())["qat"]
+    static = json.loads(variant_metadata_path(built["torch_int8_static"]).read_text())
+    assert static["settings"]["calibration_frames"] == 12
+    qat = json.loads(variant_metadata_path(built["torch_int8_qat"]).read_text())["settings"]["qat"]
     assert qat["epochs"] == 1 and len(qat["train_mse"]) == 1 and qat["train_frames"] == 12
 
 
@@ -288,7 +295,9 @@ def test_save_load_round_trip_is_exact(fp32_file, data, x_real, tmp_path):
     quantized = qmodel.convert_quantized(prepared)
     meta = tv._derived_metadata(fp32_file, "torch_int8_static", calibration_frames=len(x_real))
     path = tv.save_quantized(quantized, tmp_path / "rt.pt", meta)
-    loaded, meta2, ranges = qmodel.load_quantized(path, "torch_int8_static")
+    embedded, state = qmodel.read_quantized_file(path, "torch_int8_static")
+    meta2, ranges = parse_variant_metadata(embedded, path, ("torch_int8_static",))
+    loaded = qmodel.quantized_from_state(path, "torch_int8_static", state)
     assert meta2 == meta and ranges == RANGES
     with torch.inference_mode():
         a, b = quantized(torch.from_numpy(x_real)), loaded(torch.from_numpy(x_real))
@@ -389,9 +398,9 @@ def _reclassify(path, method, tmp_path):
 def test_a_mismatched_metadata_json_is_refused(built, tmp_path):
     path = tmp_path / "m.pt"
     path.write_bytes(built["torch_int8_static"].read_bytes())
-    meta = json.loads(metadata_path(built["torch_int8_static"]).read_text())
+    meta = json.loads(variant_metadata_path(built["torch_int8_static"]).read_text())
     meta["label_ranges"] = {"v": [0, 1], "w": [-1, 1]}
-    metadata_path(path).write_text(json.dumps(meta))
+    variant_metadata_path(path).write_text(json.dumps(meta))
     with pytest.raises(ModelFileError, match="does not match"):
         make_backend("torch_int8_static", path)
 

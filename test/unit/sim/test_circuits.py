@@ -1,4 +1,4 @@
-"""Tests for pilotnet_brain.sim.circuits: built-in circuits, CSV tracks, bad input."""
+"""Tests for pilotnet_brain.sim.circuits (and geometry, builtin_circuits, tum_csv): built-in circuits, CSV tracks, bad input."""
 
 import math
 
@@ -8,15 +8,9 @@ from conftest import SHARED_TRACKS
 from scipy.spatial import cKDTree
 
 from pilotnet_brain.errors import CircuitError
-from pilotnet_brain.sim.circuits import (
-    BUILTIN_CIRCUITS,
-    Circuit,
-    circuit_names,
-    describe_circuits,
-    is_self_intersecting,
-    load_circuit,
-    load_csv,
-)
+from pilotnet_brain.sim.builtin_circuits import BUILTIN_CIRCUITS, CIRCUIT_SETS, TEST_CIRCUITS, TRAINING_CIRCUITS
+from pilotnet_brain.sim.circuits import Circuit, circuit_names, describe_circuits, load_circuit, load_csv
+from pilotnet_brain.sim.geometry import is_self_intersecting
 
 # Lap lengths that keep lap times close to BehaviorMetrics' at ~9 m/s.
 TARGET_LENGTHS_M = {
@@ -192,6 +186,25 @@ def test_describe_circuits():
         assert row["length_m"] == pytest.approx(TARGET_LENGTHS_M[row["name"]], rel=0.10)
         assert row["min_radius_m"] >= MIN_RADIUS_M
         assert row["half_width_m"] == pytest.approx(3.5)
+
+
+def test_training_and_test_circuits_are_disjoint_built_in_sets():
+    assert set(TRAINING_CIRCUITS) | set(TEST_CIRCUITS) <= set(BUILTIN_CIRCUITS)
+    assert not set(TRAINING_CIRCUITS) & set(TEST_CIRCUITS)
+    assert CIRCUIT_SETS == {"all": BUILTIN_CIRCUITS, "training": TRAINING_CIRCUITS, "test": TEST_CIRCUITS}
+
+
+@pytest.mark.parametrize("name", ["training", "test"])
+def test_cli_prints_a_circuit_set_as_the_makefile_reads_it(name, capsys):
+    from pilotnet_brain.cli.main import main
+
+    assert main(["circuits", "--set", name, "--names"]) == 0
+    assert capsys.readouterr().out == ",".join(CIRCUIT_SETS[name]) + "\n"
+    assert main(["circuits", "--set", name]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in table[1 : 1 + len(CIRCUIT_SETS[name])]] == list(CIRCUIT_SETS[name])
+    with pytest.raises(SystemExit):
+        main(["circuits", "--set", "validation"])
 
 
 def test_centerline_is_read_only():
