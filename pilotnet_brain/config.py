@@ -12,9 +12,13 @@ or a set of `choices`, and a doc line. From the schemas come:
 - the launch arguments of launch/simulation.launch.py and launch/brain.launch.py;
 - config/simulation.yaml and README.md's parameter tables (generated: `python -m pilotnet_brain.config --help`).
 
-No rclpy here (the bottom layer): `read_parameter_file` takes the parser of values as an argument. ROS code
-passes rclpy's `parameter_dict_from_yaml_file` (`ros/params.py`); without it the YAML reader here is used,
-which finds a node's section exactly as rclpy does (see `node_section_keys`).
+No rclpy here (the bottom layer): `read_parameter_file` takes the parser of values as an argument.
+`ros.params.load_node_parameters` (the launcher, the CLI's --config, brain presets) passes rclpy's
+`parameter_dict_from_yaml_file` where rclpy imports; without rclpy, `parse_yaml_parameters` here reads the
+file with PyYAML and applies the same sections in the same order (`node_section_keys`: `/**`, then the
+node's own). The one difference: rclpy re-parses each value from its text, so `.nan`/`.inf` reach the
+validation as the strings 'nan'/'inf' (refused as "not a float") where PyYAML gives floats (refused as
+"not finite").
 """
 
 from __future__ import annotations

@@ -78,13 +78,14 @@ DEFAULT_TYPES = {
     "sim_stats": "std_msgs/msg/Float64MultiArray",
 }
 
-#: FastDDS transports for 640x480 images: with the default (UDP + shared memory with small segments),
-#: best-effort 640x480 at 100 Hz loses ~90 % of frames; LARGE_DATA (TCP for large samples + bigger SHM)
-#: gets every frame through at ~1.8 ms latency. ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST cancels it: do not set it.
-FASTDDS_ENV = {"FASTDDS_BUILTIN_TRANSPORTS": "LARGE_DATA"}
+#: The graph's Fast DDS participant profile (config/fastdds.xml), which every node loads through the
+#: environment variable FASTDDS_PROFILE_VARIABLE: 640x480 frames over shared memory (the built-in
+#: DEFAULT transports lose ~98 % of them at 100 Hz) and UDP discovery re-announced every 0.5 s (the
+#: built-in LARGE_DATA discovers over TCP and leaves a late participant unseen for 3 s or more).
+FASTDDS_PROFILE_FILE = "fastdds.xml"
+FASTDDS_PROFILE_VARIABLE = "FASTDDS_DEFAULT_PROFILES_FILE"
 # How long metrics_node and bag_recorder wait for the brain's topics to match before subscribing to
-# odometry anyway: LARGE_DATA's endpoint discovery (TCP) has taken > 10 s on a loaded 2-core machine,
-# and sim_node waits up to 60 s for its subscribers.
+# odometry anyway (a safety net: sim_node waits up to 60 s for its subscribers).
 DISCOVERY_GATE_TIMEOUT_S = 30.0
 
 

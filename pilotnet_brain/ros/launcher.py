@@ -4,9 +4,11 @@
 nodes from the SAME parameters files as separate processes, passing `--ros-args -r __node:=<name>
 --params-file <yaml> -p name:=value` exactly as launch_ros does; the nodes talk over DDS.
 
-- Every process gets FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA: with the default transports, best-effort
-  640x480 images at 100 Hz lose ~90 % of the frames; LARGE_DATA delivers them at ~1.8 ms latency.
-  ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST cancels it, so the launcher never sets it (and warns if set).
+- Every process loads the Fast DDS profile config/fastdds.xml (FASTDDS_DEFAULT_PROFILES_FILE, replacing
+  the caller's and any FASTDDS_BUILTIN_TRANSPORTS): frames over shared memory, UDP discovery re-announced
+  every 0.5 s. The built-in DEFAULT transports lose most best-effort 640x480 frames; LARGE_DATA's TCP
+  discovery leaves a late node unseen for seconds (`pilotnet-brain graph-benchmark` compares them).
+  ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST keeps the graph on this host and works with the profile.
 - A private ROS_DOMAIN_ID per run (random in 1..101, ROS 2's safe range) unless the caller's
   environment sets one, so parallel runs do not cross-talk.
 - Waits for metrics_node to write the run's JSON and exit, then shuts everything down: SIGINT to each
@@ -38,6 +40,7 @@ from pilotnet_brain.config import (
     SIM_NODE,
     SIMULATION_LAUNCH_ARGUMENTS,
 )
+from pilotnet_brain.resources import config_path
 from pilotnet_brain.ros.params import load_node_parameters
 
 PACKAGE = "pilotnet_brain"
@@ -141,21 +144,39 @@ def private_domain_id() -> int:
     return random.SystemRandom().choice(PRIVATE_DOMAIN_IDS)
 
 
-def ros_environment(domain_id: int | None = None) -> dict:
-    env = dict(os.environ)
-    env.update(topics.FASTDDS_ENV)
+#: Fast DDS built-in transport set-ups the graph can be given instead of the profile (graph-benchmark
+#: measures them): name -> FASTDDS_BUILTIN_TRANSPORTS.
+BUILTIN_TRANSPORTS = {"default": "DEFAULT", "large_data": "LARGE_DATA", "udp": "UDPv4"}
+#: "profile" (config/fastdds.xml) is what every run uses unless told otherwise.
+TRANSPORTS = ("profile", *BUILTIN_TRANSPORTS)
+
+
+def fastdds_environment(transports: str = "profile") -> dict:
+    """The variables that give a node's DDS participant its transports (one of TRANSPORTS)."""
+    if transports == "profile":
+        return {topics.FASTDDS_PROFILE_VARIABLE: str(config_path(topics.FASTDDS_PROFILE_FILE).resolve())}
+    if transports in BUILTIN_TRANSPORTS:
+        return {"FASTDDS_BUILTIN_TRANSPORTS": BUILTIN_TRANSPORTS[transports]}
+    raise ValueError(f"unknown transports {transports!r} (one of {', '.join(TRANSPORTS)})")
+
+
+def environment_with_transports(transports: str = "profile") -> dict:
+    """os.environ with the caller's Fast DDS transport variables replaced by those of `transports`."""
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("FASTDDS_BUILTIN_TRANSPORTS", topics.FASTDDS_PROFILE_VARIABLE)
+    }
+    env.update(fastdds_environment(transports))
+    return env
+
+
+def ros_environment(domain_id: int | None = None, transports: str = "profile") -> dict:
+    env = environment_with_transports(transports)
     env["PYTHONUNBUFFERED"] = "1"
     env.setdefault("RCUTILS_COLORIZED_OUTPUT", "0")
     if domain_id is not None:
         env["ROS_DOMAIN_ID"] = str(domain_id)
     elif "ROS_DOMAIN_ID" not in env:
         env["ROS_DOMAIN_ID"] = str(private_domain_id())
-    if env.get("ROS_AUTOMATIC_DISCOVERY_RANGE", "").upper() == "LOCALHOST":
-        print(
-            "warning: ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST cancels FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA; "
-            "camera frames may be lost",
-            file=sys.stderr,
-        )
     return env
 
 
@@ -170,6 +191,7 @@ def simulation_graph(
     timeout: float | None = None,
     sim_config=None,
     domain_id: int | None = None,
+    transports: str = "profile",
 ) -> Graph:
     """The processes of launch/simulation.launch.py, with their arguments (nothing is started).
 
@@ -200,7 +222,7 @@ def simulation_graph(
     sim_params = SIM_NODE.validate(sim_params, "launch simulation: sim_node")
     c = load_circuit(circuit, direction=direction, scale=sim_params["scale"])  # unknown circuit: error before start
     logs = out_dir / "logs"
-    graph = Graph(env=ros_environment(domain_id), metrics_dir=out_dir)
+    graph = Graph(env=ros_environment(domain_id, transports), metrics_dir=out_dir)
     graph.processes = [
         ProcessSpec(
             "metrics_node",
@@ -400,11 +422,13 @@ def run_simulation(
     scale: float = _LAUNCH_DEFAULTS["scale"],
     wall_timeout: float | None = None,
     domain_id: int | None = None,
+    transports: str = "profile",
 ) -> dict:
     """One closed-loop run of the ROS graph: sim_node + brain_node + metrics_node (+ bag_recorder).
 
     timeout: simulated seconds before the episode is stopped (default: the circuit's time-out);
     wall_timeout: wall seconds before the launcher gives up (default: generous, from the sim time-out).
+    transports: the DDS set-up, one of TRANSPORTS ("profile": config/fastdds.xml).
     Returns {"metrics": dict, "metrics_path": Path, "bag_path": Path | None, "out_dir", "logs",
     "domain_id", "exit_codes", "wall_s"}. Raises LaunchError when a node fails or nothing comes out.
     """
@@ -414,7 +438,16 @@ def run_simulation(
     from pilotnet_brain.sim.world import default_timeout_s
 
     graph = simulation_graph(
-        circuit, direction, brain_config, clock, record, out_dir, scale, timeout, domain_id=domain_id
+        circuit,
+        direction,
+        brain_config,
+        clock,
+        record,
+        out_dir,
+        scale,
+        timeout,
+        domain_id=domain_id,
+        transports=transports,
     )
     if wall_timeout is None:
         sim_s = timeout or default_timeout_s(load_circuit(circuit, direction=direction, scale=scale))
@@ -446,7 +479,7 @@ def brain_graph(brain_config=DEFAULT_BRAIN_CONFIG, domain_id: int | None = None)
 
     yaml_path = resolve_brain_config(brain_config)
     load_brain_parameters(yaml_path)
-    env = ros_environment(domain_id) if domain_id is not None else dict(os.environ, **topics.FASTDDS_ENV)
+    env = ros_environment(domain_id) if domain_id is not None else environment_with_transports()
     return Graph(
         processes=[ProcessSpec("brain_node", node_command("brain_node") + ros_args("brain_node", [yaml_path]), None)],
         env=env,

@@ -1,0 +1,216 @@
+"""graph-benchmark: start the ROS 2 graph fresh, many times, and measure how it comes up.
+
+Each start is one short lock-step run through ``ros.launcher.run_simulation`` (new processes, a new
+private ROS_DOMAIN_ID), and gives:
+
+- ``discovery_s``: from sim_node's node (and DDS participant) being created until it sees
+  brain_node and metrics_node, which started before it (sim_node logs it: "start-up: graph matched
+  X s after the node was created");
+- ``camera_to_command_ms``: sim_node's mean time from publishing a frame to the brain's answer;
+- ``lost_frames``: frames whose command never came within sim_node's lock-step wait;
+- ``stall``: the start did not run cleanly (no metrics, the graph never matched, or a lost frame).
+
+Per transport set-up and brain preset, the table shows stalls, discovery p50/p99/max and the
+camera-to-command p50/p99 over the starts (``launcher.TRANSPORTS`` names the set-ups: the shipped
+Fast DDS profile and the built-in alternatives it replaces).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from pilotnet_brain.bench.closed_loop import resolve_presets
+from pilotnet_brain.jsonio import write_json_atomic
+from pilotnet_brain.ros.launcher import TRANSPORTS, LaunchError, private_domain_id, run_simulation
+
+__all__ = ["GRAPH_MATCHED", "format_table", "run_graph_benchmark", "summarize_starts", "write_result"]
+
+#: sim_node's log line when it sees all its peers (ros/sim_node.py SimNode.wait_for_graph).
+GRAPH_MATCHED = re.compile(r"start-up: graph matched ([0-9.]+) s after the node was created")
+#: The lap every start drives: short, so a start costs little more than the graph's start-up.
+CIRCUIT = "simple_circuit"
+
+
+def discovery_seconds(sim_log: Path) -> float | None:
+    """sim_node's discovery time from its log, or None when the graph never matched."""
+    if not sim_log.is_file():
+        return None
+    found = GRAPH_MATCHED.search(sim_log.read_text(errors="replace"))
+    return float(found.group(1)) if found else None
+
+
+def one_start(
+    brain: str,
+    brain_yaml: Path,
+    transports: str,
+    out_dir: Path,
+    sim_seconds: float,
+    wall_timeout: float,
+    run_fn: Callable = run_simulation,
+) -> dict:
+    """Start the graph once and measure it (see the module docstring); never raises LaunchError."""
+    row = {
+        "transports": transports,
+        "brain": brain,
+        "discovery_s": None,
+        "camera_to_command_ms": None,
+        "lost_frames": None,
+        "error": None,
+    }
+    try:
+        result = run_fn(
+            CIRCUIT,
+            "ccw",
+            brain_yaml,
+            clock="lockstep",
+            out_dir=out_dir,
+            timeout=sim_seconds,
+            wall_timeout=wall_timeout,
+            domain_id=private_domain_id(),
+            transports=transports,
+        )
+    except LaunchError as error:
+        row["error"] = str(error)
+    else:
+        metrics = result["metrics"]
+        row["camera_to_command_ms"] = metrics.get("camera_to_command_latency_ms")
+        row["lost_frames"] = int(metrics.get("lockstep_timeouts") or 0)
+        row["wall_s"] = result["wall_s"]
+    row["discovery_s"] = discovery_seconds(out_dir / "logs" / "sim_node.log")
+    if row["error"] is None and row["discovery_s"] is None:
+        row["error"] = "sim_node never logged that the graph matched"
+    row["stall"] = row["error"] is not None or bool(row["lost_frames"])
+    return row
+
+
+def _node_failed(row: dict) -> bool:
+    """brain_node exited with an error (bad preset, missing model): a set-up problem, not a stall."""
+    return bool(row["error"]) and row["error"].startswith("brain_node exited with code ")
+
+
+def run_graph_benchmark(
+    brains: Sequence[str],
+    transports: Sequence[str] = ("profile",),
+    starts: int = 50,
+    sim_seconds: float = 2.0,
+    wall_timeout: float = 90.0,
+    log: Callable[[str], None] | None = None,
+    run_fn: Callable = run_simulation,
+) -> list[dict]:
+    """``starts`` fresh starts of the graph for every (transports, brain); one row per start.
+
+    A pair whose first start fails because a node exited is not started again (its row says why).
+    """
+    if starts < 1:
+        raise ValueError(f"--starts must be at least 1, not {starts}")
+    unknown = [t for t in transports if t not in TRANSPORTS]
+    if unknown:
+        raise ValueError(f"unknown transports {', '.join(map(repr, unknown))}; one of {', '.join(TRANSPORTS)}")
+    presets = resolve_presets(brains)  # unknown names: UnknownPresetError (a ValueError) before any start
+    rows = []
+    work = Path(tempfile.mkdtemp(prefix="graph-benchmark-"))
+    try:
+        for transport in transports:
+            for brain, brain_yaml in presets:
+                for i in range(starts):
+                    row = one_start(
+                        brain,
+                        brain_yaml,
+                        transport,
+                        work / f"{transport}-{brain}-{i}",
+                        sim_seconds,
+                        wall_timeout,
+                        run_fn,
+                    )
+                    rows.append(row)
+                    if log is not None:
+                        log(_progress_line(row, i + 1, starts))
+                    if i == 0 and _node_failed(row):
+                        break
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return rows
+
+
+def _progress_line(row: dict, i: int, n: int) -> str:
+    head = f"{row['transports']} {row['brain']} start {i}/{n}:"
+    if row["error"]:
+        return f"{head} STALL: {row['error'].splitlines()[0][:200]}"
+    return (
+        f"{head} discovery {row['discovery_s']:.2f} s, camera->command {row['camera_to_command_ms']:.2f} ms, "
+        f"{row['lost_frames']} lost frame(s){' STALL' if row['stall'] else ''}"
+    )
+
+
+def _percentile(values: list, q: float) -> float | None:
+    return float(np.percentile(values, q)) if values else None
+
+
+def summarize_starts(rows: list[dict]) -> list[dict]:
+    """One row per (transports, brain): starts, stalls, discovery and latency percentiles."""
+    groups: dict[tuple, list[dict]] = {}
+    for row in rows:
+        groups.setdefault((row["transports"], row["brain"]), []).append(row)
+    out = []
+    for (transport, brain), runs in groups.items():
+        discovery = [r["discovery_s"] for r in runs if r["discovery_s"] is not None]
+        latency = [r["camera_to_command_ms"] for r in runs if r["camera_to_command_ms"] is not None]
+        out.append(
+            {
+                "transports": transport,
+                "brain": brain,
+                "starts": len(runs),
+                "stalls": sum(r["stall"] for r in runs),
+                "lost_frames": sum(r["lost_frames"] or 0 for r in runs),
+                "discovery_p50_s": _percentile(discovery, 50),
+                "discovery_p99_s": _percentile(discovery, 99),
+                "discovery_max_s": max(discovery) if discovery else None,
+                "camera_to_command_p50_ms": _percentile(latency, 50),
+                "camera_to_command_p99_ms": _percentile(latency, 99),
+                "error": next((r["error"].splitlines()[0] for r in runs if _node_failed(r)), None),
+            }
+        )
+    return out
+
+
+#: (key, header, format) of the table's columns.
+COLUMNS = (
+    ("transports", "Transports", "{}"),
+    ("brain", "Brain", "{}"),
+    ("starts", "Starts", "{}"),
+    ("stalls", "Stalls", "{}"),
+    ("lost_frames", "Lost frames", "{}"),
+    ("discovery_p50_s", "Discovery p50 (s)", "{:.2f}"),
+    ("discovery_p99_s", "Discovery p99 (s)", "{:.2f}"),
+    ("discovery_max_s", "Discovery max (s)", "{:.2f}"),
+    ("camera_to_command_p50_ms", "Camera->command p50 (ms)", "{:.2f}"),
+    ("camera_to_command_p99_ms", "Camera->command p99 (ms)", "{:.2f}"),
+)
+
+
+def format_table(summary: list[dict]) -> str:
+    """The summary as a Markdown table (a pair that could not start says so under the table)."""
+    lines = ["| " + " | ".join(h for _, h, _ in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    for row in summary:
+        cells = ["-" if row[k] is None else fmt.format(row[k]) for k, _, fmt in COLUMNS]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += [
+        f"{row['transports']} {row['brain']}: not started again: {row['error']}" for row in summary if row["error"]
+    ]
+    return "\n".join(lines)
+
+
+def write_result(rows: list[dict], settings: dict, path) -> Path:
+    """The per-start rows, the summary and the settings, as JSON written atomically."""
+    return write_json_atomic({"settings": settings, "summary": summarize_starts(rows), "starts": rows}, path)
+
+
+def print_progress(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)

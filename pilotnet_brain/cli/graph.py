@@ -1,0 +1,177 @@
+"""Commands on the ROS 2 graph and its rosbag2 bags: launch, benchmark, analyze, node-benchmark."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from pilotnet_brain.bags.score import analyze_bags
+from pilotnet_brain.bench.closed_loop import run_benchmark, summarize, summary_table, write_outputs
+from pilotnet_brain.bench.graph import format_table, print_progress, run_graph_benchmark, summarize_starts, write_result
+from pilotnet_brain.cli.common import directions, split_list
+from pilotnet_brain.evaluation.drive import write_summary
+from pilotnet_brain.evaluation.metrics import metrics_table
+from pilotnet_brain.ros.launcher import LaunchError, run_brain, run_simulation
+from pilotnet_brain.sim.builtin_circuits import TEST_CIRCUITS
+
+
+def cmd_launch(args) -> int:
+
+    if args.what == "brain":
+        return run_brain(args.brain_config)
+    try:
+        result = run_simulation(
+            circuit=args.circuit,
+            direction=args.direction,
+            brain_config=args.brain_config,
+            clock=args.clock,
+            record=args.record,
+            out_dir=args.out,
+            timeout=args.timeout,
+            scale=args.scale,
+        )
+    except LaunchError as error:
+        print(f"pilotnet-brain launch: error: {error}", file=sys.stderr)
+        return 1
+
+    print(metrics_table([result["metrics"]]))
+    print(
+        f"metrics: {result['metrics_path']}  logs: {result['logs']}"
+        + (f"  bag: {result['bag_path']}" if result["bag_path"] else "")
+    )
+    return 0 if (result["metrics"].get("completed_pct") or 0) >= 100.0 else 1
+
+
+def cmd_benchmark(args) -> int:
+
+    out_dir = Path(args.out)
+    try:
+        rows = run_benchmark(
+            split_list(args.brains) if args.brains else None,
+            split_list(args.circuits),
+            args.directions,
+            clock=args.clock,
+            out_dir=out_dir,
+            record=args.record,
+            timeout=args.timeout,
+            progress=not args.quiet,
+        )
+    except RuntimeError as error:
+        print(f"pilotnet-brain benchmark: error: {error}", file=sys.stderr)
+        return 2
+    print(summary_table(summarize(rows)))
+    written = write_outputs(rows, out_dir)
+    print(f"tables (Markdown, CSV), JSON and chart in {out_dir}/ ({', '.join(p.name for p in written)})")
+    return 1 if any(r.get("error") for r in rows) else 0
+
+
+def cmd_graph_benchmark(args) -> int:
+    brains, transports = split_list(args.brains), split_list(args.transports)
+    progress = None if args.quiet else print_progress
+    rows = run_graph_benchmark(brains, transports, args.starts, args.sim_seconds, log=progress)
+    print(format_table(summarize_starts(rows)))
+    settings = {"brains": brains, "transports": transports, "starts": args.starts, "sim_seconds": args.sim_seconds}
+    print(f"every start and the summary: {write_result(rows, settings, args.out)}")
+    return 1 if any(r["stall"] for r in rows) else 0
+
+
+def cmd_analyze(args) -> int:
+
+    out_dir = Path(args.out) if args.out else None
+    rows = analyze_bags(args.bags, out_dir)
+    if args.json:
+        print(json.dumps(rows[0] if len(rows) == 1 else rows, indent=2))
+    else:
+        print(metrics_table(rows, fmt="markdown"))
+    if out_dir is not None:
+        write_summary(rows, out_dir)
+        if not args.json:
+            print(f"\nper-run JSON, trajectory and speed/command plots, summary table and chart in {out_dir}/")
+    return 0
+
+
+def cmd_node_benchmark(args) -> int:
+    from pilotnet_brain.ros.brain_node import benchmark_overhead  # noqa: PLC0415  (optional: ROS messages)
+
+    print(
+        "| brain | decode (ms) | preprocess (ms) | inference (ms) | iteration (ms) | overhead beyond inference "
+        "(ms, p50 / p95) | iteration frequency (Hz) |"
+    )
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for brain in split_list(args.brain):
+        extra = {"threads": 1} if brain == "pilotnet" else {}
+        r = benchmark_overhead(brain, frames=args.frames, **extra)
+        print(
+            f"| {brain} | {r['decode_ms']:.3f} | {r['preprocess_ms']:.3f} | {r['inference_ms']:.3f} | "
+            f"{r['iteration_ms']:.3f} | {r['overhead_ms']:.3f} / {r['overhead_p95_ms']:.3f} | "
+            f"{r['iteration_frequency_hz']:.0f} |"
+        )
+    print(
+        "\noverhead = decode + preprocessing outside the forward pass + command clamp + publish "
+        "(640x480 rgb8, real node and publishers, no DDS transport); goal <= 0.3 ms"
+    )
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add this group's subcommands to the `pilotnet-brain` parser."""
+    p = sub.add_parser("launch", help="start the ROS 2 graph of launch/<what>.launch.py (no ros2 launch needed)")
+    p.add_argument(
+        "what",
+        choices=("simulation", "brain"),
+        help="simulation: sim + brain + metrics nodes, one run; brain: brain_node alone (Gazebo)",
+    )
+    p.add_argument(
+        "--brain-config",
+        default="explicit",
+        help="brain_node parameters YAML, or a name in config/brains (explicit, pilotnet_fp32)",
+    )
+    p.add_argument("--circuit", default="simple_circuit", help="built-in circuit name or CSV path")
+    p.add_argument("--direction", choices=("ccw", "cw"), default="ccw")
+    p.add_argument("--scale", type=float, default=1.0, help="scale factor for CSV circuits")
+    p.add_argument("--clock", choices=("lockstep", "realtime"), help="default: config/simulation.yaml")
+    p.add_argument("--timeout", type=float, help="simulated seconds (default: the circuit's time-out)")
+    p.add_argument("--record", action="store_true", help="also record a rosbag2 bag (bag_recorder node)")
+    p.add_argument("--out", default="runs/ros", help="directory for the metrics JSON, summary.csv, logs, bag")
+    p.set_defaults(func=cmd_launch)
+
+    p = sub.add_parser("benchmark", help="every brain preset on every circuit through the ROS 2 graph")
+    p.add_argument("--brains", help="brain presets (config/brains/<name>.yaml), comma separated (default: all)")
+    p.add_argument(
+        "--circuits",
+        default=",".join(TEST_CIRCUITS),
+        help="built-in circuit name(s) or CSV path(s), comma separated (default: the test circuits)",
+    )
+    p.add_argument("--directions", type=directions, default=["ccw"], help="ccw, cw, ccw,cw or both")
+    p.add_argument("--clock", choices=("lockstep", "realtime"), help="simulation clock (default from config)")
+    p.add_argument("--timeout", type=float, help="simulated seconds before a run is stopped")
+    p.add_argument("--out", default="runs/benchmark", help="directory for tables, JSON, chart and runs")
+    p.add_argument("--record", action="store_true", help="record each run as a rosbag2 bag (MCAP)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_benchmark)
+
+    p = sub.add_parser("graph-benchmark", help="start the ROS 2 graph fresh N times: discovery, stalls, latency")
+    p.add_argument("--starts", type=int, default=50, help="fresh starts per brain and transports (default 50)")
+    p.add_argument("--brains", default="explicit", help="brain presets, comma separated (default: explicit)")
+    p.add_argument(
+        "--transports",
+        default="profile",
+        help="comma separated: profile (config/fastdds.xml), default, large_data, udp",
+    )
+    p.add_argument("--sim-seconds", type=float, default=2.0, help="simulated seconds of each lock-step run")
+    p.add_argument("--out", default="runs/graph_benchmark.json", help="JSON with every start and the summary")
+    p.add_argument("--quiet", action="store_true", help="no line per start")
+    p.set_defaults(func=cmd_graph_benchmark)
+
+    p = sub.add_parser("analyze", help="recompute a run's metrics from its rosbag2 bag(s) and plot them")
+    p.add_argument("bags", nargs="+", help="bag directories (with metadata.yaml) recorded by bag_recorder")
+    p.add_argument("--out", help="directory for per-run JSON, trajectory and time-series plots, summary")
+    p.add_argument("--json", action="store_true", help="print only the metrics JSON on stdout")
+    p.set_defaults(func=cmd_analyze)
+
+    p = sub.add_parser("node-benchmark", help="brain_node's per-frame overhead beyond inference (needs rclpy)")
+    p.add_argument("--brain", default="explicit,pilotnet", help="comma-separated brains")
+    p.add_argument("--frames", type=int, default=300)
+    p.set_defaults(func=cmd_node_benchmark)

@@ -1,0 +1,195 @@
+"""Commands on the embedded simulator: circuits, presets, drive, record, sim-benchmark."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+from pathlib import Path
+
+from tqdm import tqdm
+
+from pilotnet_brain.bench.simulator import simulator_benchmark
+from pilotnet_brain.brains import make_brain
+from pilotnet_brain.brains.pilotnet import PilotNetBrain
+from pilotnet_brain.cli.common import add_sim_options, directions, sim_config_from_args, split_list
+from pilotnet_brain.data.recording import PerturbationSettings, record_dataset
+from pilotnet_brain.evaluation.drive import drive, write_summary
+from pilotnet_brain.evaluation.metrics import metrics_table
+from pilotnet_brain.runtime.catalog import preset_names
+from pilotnet_brain.sim.builtin_circuits import CIRCUIT_SETS, TRAINING_CIRCUITS
+from pilotnet_brain.sim.circuits import describe_circuits
+from pilotnet_brain.sim.world import BEHAVIOR_METRICS_TIMEOUTS_S
+
+
+def cmd_circuits(args) -> int:
+
+    names = CIRCUIT_SETS[args.set]
+    if args.names:
+        print(",".join(names))  # the form --circuits takes (the Makefile reads it)
+        return 0
+    rows = describe_circuits(names)
+    print(
+        f"{'circuit':16s} {'length (m)':>10s} {'min radius (m)':>15s} {'road width (m)':>15s} {'BM time-out (s)':>16s}"
+    )
+    for r in rows:
+        print(
+            f"{r['name']:16s} {r['length_m']:10.0f} {r['min_radius_m']:15.1f} {2 * r['half_width_m']:15.1f} "
+            f"{BEHAVIOR_METRICS_TIMEOUTS_S.get(r['name'], float('nan')):16.0f}"
+        )
+    print("\nAny TUM-format CSV (x_m,y_m,w_tr_right_m,w_tr_left_m) is accepted as --circuit PATH [--scale S].")
+    return 0
+
+
+def cmd_presets(args) -> int:
+
+    print(",".join(preset_names(cpu_only=args.cpu)))  # the form `benchmark --brains` takes (the Makefile reads it)
+    return 0
+
+
+def cmd_drive(args) -> int:
+
+    config = sim_config_from_args(args)
+    circuits = split_list(args.circuit)
+    out_dir = Path(args.out) if args.out else None
+    rows = []
+    brains = split_list(args.brain)
+    if (args.model or args.device) and "pilotnet" not in brains:
+        raise ValueError("--model/--device apply to the pilotnet brain")
+    pilotnet_options = {"model_path": args.model, "backend": args.backend, "threads": args.threads}
+    if args.device:
+        pilotnet_options["device"] = args.device
+    runs = [(b, c, d) for b in brains for c in circuits for d in args.direction]
+    for brain_name, circuit, direction in runs:
+        brain = make_brain(brain_name, **(pilotnet_options if brain_name == "pilotnet" else {}))
+        bar = tqdm(
+            total=100,
+            desc=f"{brain_name} {Path(circuit).stem} {direction}",
+            unit="%",
+            leave=False,
+            file=sys.stderr,
+            disable=True if args.quiet else None,
+        )
+
+        def progress(fraction, bar=bar):
+            bar.n = min(100, int(fraction * 100))
+            bar.refresh()
+
+        result = drive(circuit, direction, brain, config, scale=args.scale, out_dir=out_dir, progress=progress)
+        bar.close()
+        rows.append(result.metrics)
+    if args.json:
+        print(json.dumps(rows[0] if len(rows) == 1 else rows, indent=2))
+    else:
+        print(metrics_table(rows, fmt="markdown"))
+    if out_dir is not None:
+        written = write_summary(rows, out_dir)
+        if not args.json:
+            print(
+                f"\nper-run JSON and trajectory plots, summary table and chart in {out_dir}/ "
+                f"({', '.join(p.name for p in written)})"
+            )
+    return 0 if all(r["completed_pct"] >= 100.0 for r in rows) else 1
+
+
+def cmd_record(args) -> int:
+    config = sim_config_from_args(args)
+    perturbation = PerturbationSettings(rate_per_s=args.perturbation_rate)
+    driver = driver_description = None
+    if args.driver == "pilotnet":
+        driver = PilotNetBrain(args.model)
+        driver_description = {
+            "brain": "pilotnet",
+            "model": driver.model_path.name,
+            "model_sha256": hashlib.sha256(driver.model_path.read_bytes()).hexdigest(),
+        }
+    elif args.model:
+        raise SystemExit("error: --model goes with --driver pilotnet")
+    t0 = time.perf_counter()
+    summary = record_dataset(
+        Path(args.out),
+        split_list(args.circuits),
+        args.direction,
+        seed=args.seed,
+        laps=args.laps,
+        frame_stride=args.frame_stride,
+        perturbation=perturbation,
+        lighting_variation=args.lighting_variation,
+        config=config,
+        driver=driver,
+        driver_description=driver_description,
+    )
+    for s in summary["sequences"]:
+        print(
+            f"{s['name']:28s} {s['frames']:7d} frames {s['images_mb']:8.1f} MB  laps: {', '.join(s['lap_end_reasons'])}"
+        )
+    print(
+        f"{'total':28s} {summary['frames']:7d} frames {summary['images_mb']:8.1f} MB "
+        f"in {time.perf_counter() - t0:.0f} s -> {args.out}"
+    )
+    return 0
+
+
+def cmd_sim_benchmark(args) -> int:
+
+    print(simulator_benchmark(frames=args.frames, circuit=args.circuit))
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add this group's subcommands to the `pilotnet-brain` parser."""
+    p = sub.add_parser("circuits", help="list the built-in circuits with their lengths")
+    p.add_argument("--set", choices=tuple(CIRCUIT_SETS), default="all", help="all, training or test circuits")
+    p.add_argument("--names", action="store_true", help="print only the names, comma separated")
+    p.set_defaults(func=cmd_circuits)
+
+    p = sub.add_parser("presets", help="list the brain presets (config/brains/<name>.yaml), comma separated")
+    p.add_argument("--cpu", action="store_true", help="only the presets that run without a GPU")
+    p.set_defaults(func=cmd_presets)
+
+    p = sub.add_parser("drive", help="drive a brain on circuits of the embedded simulator and score it")
+    p.add_argument("--brain", default="explicit", help="brain name(s), comma separated: explicit, pilotnet")
+    p.add_argument("--model", help="pilotnet: model file (default: the shipped weights)")
+    p.add_argument("--backend", default="torch_fp32", help="pilotnet: inference backend")
+    p.add_argument("--device", choices=("cpu", "cuda"), help="pilotnet: device for torch backends")
+    p.add_argument("--threads", type=int, default=1, help="pilotnet: inference threads (default 1)")
+    p.add_argument(
+        "--circuit", default="simple_circuit", help="built-in circuit name(s) or CSV path(s), comma separated"
+    )
+    p.add_argument("--direction", type=directions, default=["ccw"], help="ccw, cw, ccw,cw or both")
+    p.add_argument("--scale", type=float, default=1.0, help="scale factor for CSV circuits")
+    p.add_argument("--out", help="directory for per-run JSON, trajectory plots and the summary table")
+    p.add_argument("--json", action="store_true", help="print only the metrics JSON on stdout")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_sim_options(p)
+    p.set_defaults(func=cmd_drive)
+
+    p = sub.add_parser("record", help="record a driving dataset labelled by the explicit brain")
+    p.add_argument("--circuits", default=",".join(TRAINING_CIRCUITS), help="comma-separated circuits")
+    p.add_argument("--direction", type=directions, default=["ccw", "cw"], help="ccw, cw, ccw,cw or both")
+    p.add_argument("--out", required=True, help="dataset directory")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--laps", type=int, default=1, help="laps per circuit and direction")
+    p.add_argument("--frame-stride", type=int, default=1, help="keep every N-th camera frame")
+    p.add_argument(
+        "--perturbation-rate", type=float, default=0.15, help="steering perturbations per simulated second (0 = none)"
+    )
+    p.add_argument(
+        "--lighting-variation", type=float, default=0.0, help="per-lap brightness varies by +- this fraction"
+    )
+    p.add_argument(
+        "--driver",
+        choices=("explicit", "pilotnet"),
+        default="explicit",
+        help="who drives: the expert, or PilotNet while the expert labels every frame (DAgger)",
+    )
+    p.add_argument("--model", help="with --driver pilotnet: its weights (default: the shipped model)")
+    add_sim_options(p)
+    p.set_defaults(func=cmd_record)
+
+    p = sub.add_parser("sim-benchmark", help="render time per frame and lock-step speed-up over real time")
+    p.add_argument("--frames", type=int, default=500, help="frames to time the renderer on")
+    p.add_argument("--circuit", default="montreal", help="circuit for the lock-step lap")
+    p.set_defaults(func=cmd_sim_benchmark)
