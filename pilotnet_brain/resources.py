@@ -31,7 +31,7 @@ _PKG_DIR = Path(__file__).resolve().parent
 def _ament_share_dir() -> Optional[Path]:
     """The share directory the ament index knows for this package, or None (no ROS, not indexed)."""
     try:
-        from ament_index_python.packages import get_package_share_directory
+        from ament_index_python.packages import get_package_share_directory  # noqa: PLC0415  (optional: ROS ament index)
     except ImportError:
         return None
     try:

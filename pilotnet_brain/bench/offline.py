@@ -8,6 +8,7 @@ throughput at batch 32 | speed-up vs FP32 eager (batch 1, 1 thread, this run).
 
 from __future__ import annotations
 
+import csv
 import json
 import subprocess
 import sys
@@ -15,6 +16,8 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
 from pilotnet_brain.export.registry import METHODS
 from pilotnet_brain.sim.builtin_circuits import TEST_CIRCUITS
@@ -172,7 +175,6 @@ def observations(rows: list[dict]) -> str:
 
 
 def write_outputs(rows: list[dict], out_dir: Path) -> None:
-    import csv
 
     (out_dir / "offline_benchmark.json").write_text(json.dumps(rows, indent=2) + "\n")
     md = format_table(rows) + "\n\n" + observations(rows) + "\n"
@@ -203,8 +205,6 @@ def write_outputs(rows: list[dict], out_dir: Path) -> None:
 
 
 def plot_scatter(rows: list[dict], path: Path) -> None:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
 
     ok = [r for r in rows if "error" not in r]
     fig = Figure(figsize=(7, 5))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pilotnet_brain.brains import brain_name
+from pilotnet_brain.brains.naming import brain_name
 from pilotnet_brain.control import STOP, BrainOutput, Command, clamp_command
 from pilotnet_brain.errors import ModelFileError
 from pilotnet_brain.model.preprocessing import preprocess

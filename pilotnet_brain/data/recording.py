@@ -31,6 +31,7 @@ from pilotnet_brain.brains.explicit import ExplicitBrain
 from pilotnet_brain.sim.camera import Appearance
 from pilotnet_brain.sim.circuits import load_circuit
 from pilotnet_brain.sim.world import SimConfig, World, run_episode
+from tqdm import tqdm
 
 CSV_COLUMNS = ("image", "v", "w", "x", "y", "yaw", "lateral_offset_m", "t", "perturbed")
 PNG_COMPRESSION = 3  # synthetic frames compress well; 3 is the size/speed sweet spot
@@ -82,7 +83,6 @@ def record_dataset(out_dir: Path, circuits: list[str], directions: list[str], se
     lap it leaves the road on ends there, its frames kept. Deterministic for a seed: lock-step clock
     with a fixed command latency of one camera period.
     """
-    from tqdm import tqdm
 
     config = config or SimConfig()
     if config.clock != "lockstep":

@@ -9,6 +9,7 @@ from typing import Callable, Iterable
 
 from pilotnet_brain.control import Brain
 from pilotnet_brain.evaluation.metrics import compute_metrics, write_metrics_json, write_table
+from pilotnet_brain.evaluation.plots import plot_runs_bar, plot_trajectory
 from pilotnet_brain.sim.circuits import load_circuit
 from pilotnet_brain.sim.world import EpisodeLog, SimConfig, World, run_episode
 
@@ -42,8 +43,6 @@ def drive(
     metrics = compute_metrics(log.record)
     json_path = plot_path = None
     if out_dir is not None:
-        from pilotnet_brain.evaluation.plots import plot_trajectory
-
         out_dir.mkdir(parents=True, exist_ok=True)
         slug = run_slug(circuit.name, direction, brain.name)
         json_path = out_dir / f"{slug}.json"
@@ -62,7 +61,6 @@ def drive(
 
 def write_summary(rows: Iterable[dict], out_dir: Path, name: str = "summary") -> list[Path]:
     """Table of many runs (Markdown + CSV) and a bar chart."""
-    from pilotnet_brain.evaluation.plots import plot_runs_bar
 
     rows = list(rows)
     out_dir.mkdir(parents=True, exist_ok=True)

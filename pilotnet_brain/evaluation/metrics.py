@@ -18,6 +18,7 @@ import math
 import os
 
 import numpy as np
+from scipy.spatial import cKDTree
 
 from pilotnet_brain.jsonio import write_json_atomic
 from pilotnet_brain.sim.record import RunRecord
@@ -278,7 +279,6 @@ def point_to_polyline_distance(points, polyline, k: int = 16) -> np.ndarray:
     segments (gaps in odometry, resets) are measured by brute force so they do
     not inflate ``h``.  An empty polyline raises ``ValueError``.
     """
-    from scipy.spatial import cKDTree  # scipy import is slow; only pay it when needed
 
     pts = _as_points(points)
     line = _as_points(polyline)

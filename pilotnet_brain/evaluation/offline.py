@@ -11,6 +11,8 @@ import json
 from pathlib import Path
 
 import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
 from pilotnet_brain.data.frames import FrameSet
 from pilotnet_brain.model.preprocessing import to_network_input
@@ -61,8 +63,6 @@ def format_table(results: dict) -> str:
 
 def plot_predictions(pred_norm: np.ndarray, frames: FrameSet, ranges, path: Path, title: str = "") -> Path:
     """Predicted vs true v and w (physical units), one colour per circuit."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
 
     pred = ranges.denormalize(pred_norm)
     circuits = np.array([frames.circuit_of(i) for i in range(len(frames))])

@@ -12,6 +12,9 @@ from __future__ import annotations
 import os
 
 import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.collections import LineCollection
+from matplotlib.figure import Figure
 
 from pilotnet_brain.evaluation.metrics import point_to_polyline_distance
 from pilotnet_brain.sim.record import RunRecord
@@ -19,8 +22,6 @@ from pilotnet_brain.sim.record import RunRecord
 
 def new_figure(figsize):
     """A Figure on its own Agg canvas, outside pyplot's figure manager."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: PLC0415 (slow import, only to draw)
-    from matplotlib.figure import Figure  # noqa: PLC0415 (slow import, only to draw)
 
     fig = Figure(figsize=figsize, dpi=120)
     FigureCanvasAgg(fig)
@@ -62,7 +63,6 @@ def plot_trajectory(record: RunRecord, metrics: dict, path, circuit_xy=None, hal
     last sample, if the run ended off track); and a title with circuit,
     direction, brain, completed % and deviation MAE.
     """
-    from matplotlib.collections import LineCollection  # noqa: PLC0415 (slow import, only to draw)
 
     reference = np.asarray(record.reference, dtype=float).reshape(-1, 2)
     center = reference if circuit_xy is None else np.asarray(circuit_xy, dtype=float).reshape(-1, 2)

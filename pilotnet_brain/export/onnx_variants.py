@@ -13,6 +13,7 @@ settings. onnx/onnxruntime are imported lazily, so the rest of the package works
 from __future__ import annotations
 
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,9 @@ import numpy as np
 from pilotnet_brain.data.calibration import OptimizeData
 from pilotnet_brain.errors import BackendUnavailable
 from pilotnet_brain.export.metadata import write_variant_metadata
+from pilotnet_brain.model.preprocessing import INPUT_SHAPE
+from pilotnet_brain.model.space_to_depth import s2d_shape
+from pilotnet_brain.runtime.base import check_batch
 
 OPSET = 17
 INPUT_NAME = "input"
@@ -29,8 +33,8 @@ ONNX_INSTALL = "pip install 'pilotnet_brain[onnx]'"
 
 def require_onnx():
     try:
-        import onnx
-        import onnxruntime
+        import onnx  # noqa: PLC0415  (optional: onnx)
+        import onnxruntime  # noqa: PLC0415  (optional: onnxruntime)
     except ImportError as error:
         raise BackendUnavailable(
             f"ONNX variants need onnx and onnxruntime ({error.name} is missing): {ONNX_INSTALL}"
@@ -41,9 +45,7 @@ def require_onnx():
 def _prepend_space_to_depth(proto, s2d_input: str) -> None:
     """Make the graph input `s2d_input` (N x 4C x H/2 x W/2) the output of a SpaceToDepth(2) node fed by
     a new NCHW graph input INPUT_NAME, so callers still pass the preprocessed NCHW batch."""
-    from onnx import TensorProto, helper
-
-    from pilotnet_brain.model.preprocessing import INPUT_SHAPE
+    from onnx import TensorProto, helper  # noqa: PLC0415  (optional: onnx)
 
     old = next(i for i in proto.graph.input if i.name == s2d_input)
     proto.graph.input.remove(old)
@@ -67,19 +69,16 @@ def export_onnx(
     SpaceToDepth(2) and runs conv0 as its 3x3 stride-1 form over 12 channels, the input still being
     the NCHW batch; pair_conv0=True (needs s2d) then computes two adjacent output columns per position
     of conv0; fc_as_conv=True runs the first two Linear layers as convolutions."""
-    import warnings
 
-    import torch
+    import torch  # noqa: PLC0415  (optional: torch)
 
-    from pilotnet_brain.model.preprocessing import INPUT_SHAPE
-    from pilotnet_brain.model.rewrites import (
+    from pilotnet_brain.model.rewrites import (  # noqa: PLC0415  (optional: torch)
         fc_as_conv_model,
         fold_input_norm,
         paired_conv0_model,
         space_to_depth_model,
     )
-    from pilotnet_brain.model.space_to_depth import s2d_shape
-    from pilotnet_brain.model.weights import load_model
+    from pilotnet_brain.model.weights import load_model  # noqa: PLC0415  (optional: torch)
 
     onnx, _ = require_onnx()
     if s2d and not fold_bn:
@@ -163,7 +162,7 @@ class _CalibrationReader:
 def _float_nodes(model_path: Path, first_conv: bool, regressor: bool) -> list[str]:
     """Names of the nodes to keep in FP32: the first convolution and/or the small fully connected
     layers (100-50-10-2) that follow the two large ones."""
-    import onnx
+    import onnx  # noqa: PLC0415  (optional: onnx)
 
     nodes = onnx.load(str(model_path)).graph.node
     names = [next(n.name for n in nodes if n.op_type == "Conv")] if first_conv else []
@@ -223,17 +222,16 @@ def build_onnx_int8(
     """
     if first_conv not in FIRST_CONV_MODES:
         raise ValueError(f"unknown first_conv {first_conv!r}; choose one of {FIRST_CONV_MODES}")
-    from pilotnet_brain.runtime.base import check_batch
 
     require_onnx()
-    from onnxruntime.quantization import (
+    from onnxruntime.quantization import (  # noqa: PLC0415  (optional: onnxruntime)
         CalibrationDataReader,
         CalibrationMethod,
         QuantFormat,
         QuantType,
         quantize_static,
-    )
-    from onnxruntime.quantization.shape_inference import quant_pre_process
+    )  # noqa: PLC0415  (optional: onnxruntime)
+    from onnxruntime.quantization.shape_inference import quant_pre_process  # noqa: PLC0415  (optional: onnxruntime)
 
     if data is None or data.calibration is None or len(data.calibration) == 0:
         raise ValueError("onnx_int8 needs calibration frames (OptimizeData.calibration)")
@@ -262,7 +260,7 @@ def build_onnx_int8(
             nodes_to_exclude=excluded,
             extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
         )
-    import onnx
+    import onnx  # noqa: PLC0415  (optional: onnx)
 
     onnx.checker.check_model(onnx.load(str(out_path)), full_check=True)
     write_variant_metadata(

@@ -23,6 +23,7 @@ import numpy as np
 from pilotnet_brain.data.calibration import OptimizeData
 from pilotnet_brain.export.keras_port import INPUT_NAME, OUTPUT_NAME, keras_from_fp32, port_check
 from pilotnet_brain.export.metadata import write_variant_metadata
+from pilotnet_brain.model.preprocessing import INPUT_SHAPE
 from pilotnet_brain.model.space_to_depth import s2d_shape, space_to_depth
 from pilotnet_brain.runtime.base import check_batch
 from pilotnet_brain.runtime.tensorflow import NCHW_LAYOUT, S2D_LAYOUT, SIGNATURE, require_tf, require_tftrt
@@ -114,7 +115,7 @@ def _build_tflite(
     # From the concrete function with the variables frozen into constants: converting the Keras 3
     # SavedModel directly keeps VAR_HANDLE/READ_VARIABLE ops (weights re-read and re-transposed every
     # invoke, and INT8 calibration fails on them).
-    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2  # noqa: PLC0415  (optional: tensorflow)
 
     module = _serving_module(keras_model)
     frozen = convert_variables_to_constants_v2(module.serve.get_concrete_function())
@@ -175,7 +176,7 @@ def _build_tflite(
 
 def _regressor_tail_outputs(float_tflite: bytes) -> list[str]:
     """Output tensor names of the last three FULLY_CONNECTED ops (100-50-10-2) of a float TFLite model."""
-    from ai_edge_litert.interpreter import Interpreter
+    from ai_edge_litert.interpreter import Interpreter  # noqa: PLC0415  (optional: ai-edge-litert)
 
     interpreter = Interpreter(model_content=float_tflite)
     fully_connected = [op for op in interpreter._get_ops_details() if op["op_name"] == "FULLY_CONNECTED"]
@@ -227,7 +228,6 @@ def _build_tftrt(fp32_model: Path, out_path: Path, data: OptimizeData | None, pr
             converter.convert(calibration_input_fn=calibration_input)
         else:
             converter.convert()
-        from pilotnet_brain.model.preprocessing import INPUT_SHAPE
 
         def build_input():
             yield (tf.zeros([1, *INPUT_SHAPE], tf.float32),)

@@ -189,7 +189,7 @@ def build_qat_int8(
     Defaults lr 5e-6, no augmentation (measured with the FP32 regressor tail, test MSE vs FP32:
     lr 2e-5 + Augmenter 1.07/1.07/1.07x, lr 5e-6 without 0.97/1.05/1.02x on simple_circuit/montreal/montmelo).
     """
-    from pilotnet_brain.train.trainer import Augmenter, turn_weights
+    from pilotnet_brain.train.trainer import Augmenter, turn_weights  # noqa: PLC0415  (optional: torch)
 
     if data is None or data.train is None or len(data.train) == 0:
         raise ValueError("QAT INT8 needs training frames (OptimizeData.train)")

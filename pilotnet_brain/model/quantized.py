@@ -54,7 +54,7 @@ def quiet_torch_ao():
 
 def torch_ao():
     with quiet_torch_ao():
-        import torch.ao.quantization as tq
+        import torch.ao.quantization as tq  # noqa: PLC0415  (optional: torch)
     return tq
 
 

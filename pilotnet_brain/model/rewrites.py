@@ -21,6 +21,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from pilotnet_brain.model.space_to_depth import s2d_conv0_kernel
+
 
 def fold_input_norm(model: nn.Module) -> nn.Module:
     """A copy of `model` (eval) with input_norm folded into features[0] and replaced by Identity."""
@@ -44,7 +46,6 @@ def fold_input_norm(model: nn.Module) -> nn.Module:
 def space_to_depth_model(model: nn.Module, order: str = "dy,dx,c") -> nn.Module:
     """A copy of a folded `model` taking the space-to-depth(2) of its input (4C x H/2 x W/2, channels
     in `order`: "dy,dx,c" is ONNX SpaceToDepth's), conv0 replaced by its exact stride-1 rewrite."""
-    from pilotnet_brain.model.space_to_depth import s2d_conv0_kernel
 
     if not isinstance(model.input_norm, nn.Identity):
         raise ValueError("fold the input BatchNorm first (fold_input_norm)")

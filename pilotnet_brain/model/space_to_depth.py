@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from pilotnet_brain.model.preprocessing import INPUT_SHAPE
+
 #: Channel order of the 4C space-to-depth channels. "c,dy,dx" is torch's pixel_unshuffle order (used by
 #: the TFLite files, fed by space_to_depth below); "dy,dx,c" is ONNX SpaceToDepth's (DCR) order.
 CHANNEL_ORDERS = ("c,dy,dx", "dy,dx,c")
@@ -18,7 +20,7 @@ CHANNEL_ORDERS = ("c,dy,dx", "dy,dx,c")
 def s2d_shape(input_shape=None) -> tuple[int, int, int]:
     """(H/2, W/2, 4C) for an NCHW (C, H, W) input shape (H and W even)."""
     if input_shape is None:
-        from pilotnet_brain.model.preprocessing import INPUT_SHAPE as input_shape
+        input_shape = INPUT_SHAPE
     c, h, w = input_shape
     if h % 2 or w % 2:
         raise ValueError(f"space-to-depth needs an even height and width, not {input_shape}")

@@ -11,6 +11,8 @@ import json
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 
 from pilotnet_brain.errors import ModelFileError
 from pilotnet_brain.model.architecture import ARCHITECTURE
@@ -27,7 +29,6 @@ def metadata_path(weights_path: Path) -> Path:
 
 def save_model(model: PilotNet, path: str | Path, label_ranges: LabelRanges, extra: dict | None = None) -> Path:
     """Write `path` (.safetensors) and its `.json` metadata copy; returns the weights path."""
-    from safetensors.torch import save_file
 
     path = Path(path)
     if path.suffix != ".safetensors":
@@ -50,7 +51,6 @@ def save_model(model: PilotNet, path: str | Path, label_ranges: LabelRanges, ext
 
 def read_metadata(path: str | Path) -> dict:
     """The metadata stored in a weights file's header (validates that the file is a PilotNet model)."""
-    from safetensors import safe_open
 
     path = Path(path)
     if not path.is_file():
@@ -93,7 +93,6 @@ def state_dict_mismatch(expected: dict, state: dict, same, describe_wrong) -> li
 
 def load_model(path: str | Path) -> tuple[PilotNet, dict, LabelRanges]:
     """Load weights (no code execution) into a PilotNet in eval mode; clear errors for bad files."""
-    from safetensors.torch import load_file
 
     path = Path(path)
     meta = read_metadata(path)

@@ -20,7 +20,7 @@ import sys
 import time
 
 from pilotnet_brain import interfaces as topics
-from pilotnet_brain.brains import brain_name
+from pilotnet_brain.brains.naming import brain_name
 from pilotnet_brain.config import BRAIN_NODE
 from pilotnet_brain.ros.image_conversion import ImageConversionError, msg_to_rgb, stamp_to_s
 from pilotnet_brain.ros.messages import stats_layout

@@ -21,6 +21,9 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from tqdm import tqdm
 
 from pilotnet_brain.data.frames import FrameSet, block_split, concat_frame_sets, load_frames
 from pilotnet_brain.data.recording import git_revision
@@ -143,7 +146,6 @@ def train(
     show_progress: bool = True,
 ) -> dict:
     """Train, keep the best validation checkpoint at out_path; returns the training history/summary."""
-    from tqdm import tqdm
 
     torch.manual_seed(config.seed)
     np.random.seed(config.seed)
@@ -246,8 +248,6 @@ def _summary(config, frames, train_idx, val_idx, history, best, best_epoch, t_st
 
 
 def plot_loss_curve(history: dict, path: Path, best_epoch: int) -> Path:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
 
     fig = Figure(figsize=(6, 4))
     FigureCanvasAgg(fig)
