@@ -58,3 +58,34 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if ros_dir in Path(item.path).resolve().parents:
             item.add_marker(pytest.mark.ros)
+
+
+def run_cli(argv, capsys):
+    """Run `pilotnet-brain ARGV` in-process: (exit code, stdout, stderr). argparse's SystemExit counts as an exit."""
+    from pilotnet_brain.cli.main import main
+
+    try:
+        rc = main([str(a) for a in argv])
+    except SystemExit as stop:
+        rc = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 2)
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def assert_clean_failure(rc, out, err, *names, out_dir=None):
+    """A bad input: non-zero exit, one error line that names the bad input, no traceback, nothing half-written.
+
+    `names`: fragments the message must contain (the option, file, parameter or value at fault).
+    `out_dir`: a directory the command must leave without partial results (no 0-byte or *.tmp files).
+    """
+    assert rc not in (0, None), f"exit code {rc}; stdout={out[-500:]!r} stderr={err[-500:]!r}"
+    assert "Traceback" not in err and "Traceback" not in out, err[-2000:]
+    lines = [line for line in err.strip().splitlines() if line.strip() and "error" in line.lower()]
+    assert len(lines) == 1, f"expected one error line, got {len(lines)}: {err[-1500:]!r}"
+    for name in names:
+        assert str(name) in lines[0], f"{name!r} not named in: {lines[0]!r}"
+    if out_dir is not None and Path(out_dir).exists():
+        for f in Path(out_dir).rglob("*"):
+            if f.is_file():
+                assert f.stat().st_size > 0, f"0-byte file left: {f}"
+                assert not f.name.endswith(".tmp"), f"temporary file left: {f}"
