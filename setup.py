@@ -34,6 +34,7 @@ setup(
         ("share/" + PACKAGE, ["package.xml"]),
         ("share/" + PACKAGE + "/launch", glob("launch/*.py")),
         ("share/" + PACKAGE + "/config", glob("config/*.yaml")),
+        ("share/" + PACKAGE + "/config", glob("config/*.xml")),
         ("share/" + PACKAGE + "/config/brains", glob("config/brains/*.yaml")),
     ],
     python_requires=">=3.10",

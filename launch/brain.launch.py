@@ -27,7 +27,10 @@ def generate_launch_description():
     return LaunchDescription(
         [
             *arguments,
-            SetEnvironmentVariable("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA"),
+            # Fast DDS profile of the graph (config/fastdds.xml): camera frames over shared memory
+            SetEnvironmentVariable(
+                "FASTDDS_DEFAULT_PROFILES_FILE", PathJoinSubstitution([share, "config", "fastdds.xml"])
+            ),
             Node(
                 package="pilotnet_brain",
                 executable="brain_node",

@@ -107,8 +107,11 @@ def generate_launch_description():
     return LaunchDescription(
         [
             *arguments,
-            # Best-effort 640x480 frames need FastDDS' LARGE_DATA transports (default ones lose ~90 % at 100 Hz).
-            SetEnvironmentVariable("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA"),
+            # The graph's Fast DDS profile: 640x480 frames over shared memory, prompt UDP discovery
+            # (the built-in DEFAULT transports lose the frames, LARGE_DATA's discovery stalls).
+            SetEnvironmentVariable(
+                "FASTDDS_DEFAULT_PROFILES_FILE", PathJoinSubstitution([share, "config", "fastdds.xml"])
+            ),
             recorder,
             metrics,
             brain,

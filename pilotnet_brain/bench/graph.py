@@ -8,7 +8,8 @@ private ROS_DOMAIN_ID), and gives:
   X s after the node was created");
 - ``camera_to_command_ms``: sim_node's mean time from publishing a frame to the brain's answer;
 - ``lost_frames``: frames whose command never came within sim_node's lock-step wait;
-- ``stall``: the start did not run cleanly (no metrics, the graph never matched, or a lost frame).
+- ``stall``: the start did not run cleanly: no metrics, the graph never matched, metrics_node never
+  heard brain_node (no brain stats), or a frame was lost.
 
 Per transport set-up and brain preset, the table shows stalls, discovery p50/p99/max and the
 camera-to-command p50/p99 over the starts (``launcher.TRANSPORTS`` names the set-ups: the shipped
@@ -82,6 +83,8 @@ def one_start(
         metrics = result["metrics"]
         row["camera_to_command_ms"] = metrics.get("camera_to_command_latency_ms")
         row["lost_frames"] = int(metrics.get("lockstep_timeouts") or 0)
+        if metrics.get("mean_inference_time_ms") is None:
+            row["error"] = "metrics_node received no brain stats (it never matched brain_node)"
         row["wall_s"] = result["wall_s"]
     row["discovery_s"] = discovery_seconds(out_dir / "logs" / "sim_node.log")
     if row["error"] is None and row["discovery_s"] is None:

@@ -34,12 +34,22 @@ import threading
 import time
 from pathlib import Path
 
+import rclpy
+import yaml
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import parameter_value_to_python
+from rclpy.parameter_client import AsyncParameterClient
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.signals import SignalHandlerOptions
+
 from pilotnet_brain.bags.score import metrics_from_bag
 from pilotnet_brain.bags.writer import BagWriter, typestore, write_side_file
 from pilotnet_brain.config import BAG_RECORDER
 from pilotnet_brain.errors import ConfigError
 from pilotnet_brain.interfaces import DEFAULT_TOPICS, DEFAULT_TYPES, END_STATES
-from pilotnet_brain.ros.params import declare_node_parameters
+from pilotnet_brain.ros.declare import declare_node_parameters
+from pilotnet_brain.ros.params import brain_label, load_brain_parameters
 
 
 def _message_class(msgtype: str):
@@ -49,7 +59,6 @@ def _message_class(msgtype: str):
 
 
 def _qos_for(role: str, camera_depth: int):
-    from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 
     if role == "camera":
         qos = QoSProfile(
@@ -81,7 +90,7 @@ def _qos_for(role: str, camera_depth: int):
 
 def _bag_qos(qos):
     """rclpy QoSProfile -> rosbags Qos for the bag's offered_qos_profiles (so ros2 bag play can reuse it)."""
-    from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
+    from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime  # noqa: PLC0415  (optional: rosbags)
 
     try:
         zero = QosTime(0, 0)
@@ -104,7 +113,6 @@ class _Recorder:
     """The node and its writer (rclpy imported by the caller)."""
 
     def __init__(self, node_name: str = BAG_RECORDER.node):
-        from rclpy.node import Node
 
         self.node = node = Node(node_name)
         p = declare_node_parameters(node, BAG_RECORDER)
@@ -169,8 +177,6 @@ class _Recorder:
         # What the launcher did not pass, ask the nodes that know it (as `ros2 param get` would).
         self._param_sources = []
         if p["query_nodes"]:
-            from rclpy.parameter_client import AsyncParameterClient
-
             wanted = {
                 "sim_node": ("circuit", "direction", "scale", "clock"),
                 "metrics_node": ("circuit", "direction", "scale", "brain", "brain_config", "reference_spacing"),
@@ -215,7 +221,6 @@ class _Recorder:
         return self.config.get(self._ALIASES.get(key, key)) in (None, "")
 
     def _query_parameters(self):
-        from rclpy.parameter import parameter_value_to_python
 
         for src in list(self._param_sources):
             if src["future"] is None:
@@ -305,15 +310,12 @@ def _status_word(data: bytes) -> str:
 def _brain_label(brain_config_path) -> str | None:
     """The brain's label as metrics_node derives it from the brain_node YAML."""
     try:
-        from pilotnet_brain.ros.brain_node import brain_label, load_brain_parameters
-
         return brain_label(load_brain_parameters(brain_config_path))
     except Exception:
         return None
 
 
 def _load_yaml(text_or_path: str):
-    import yaml
 
     try:
         if os.path.isfile(text_or_path):
@@ -325,8 +327,6 @@ def _load_yaml(text_or_path: str):
 
 
 def main(argv=None) -> int:
-    import rclpy
-    from rclpy.signals import SignalHandlerOptions
 
     # Our own SIGINT/SIGTERM handlers: stop spinning, close the writer, then shut down.
     rclpy.init(args=argv if argv is not None else sys.argv, signal_handler_options=SignalHandlerOptions.NO)
@@ -350,8 +350,6 @@ def main(argv=None) -> int:
             signal.signal(sig, on_signal)
         if hasattr(signal, "SIGHUP"):
             signal.signal(signal.SIGHUP, on_signal)
-
-        from rclpy.executors import SingleThreadedExecutor
 
         executor = SingleThreadedExecutor()
         executor.add_node(recorder.node)

@@ -19,33 +19,34 @@ import math
 import sys
 import time
 
+import numpy as np
+import rclpy
+from geometry_msgs.msg import Twist
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from sensor_msgs.msg import Image
+from std_msgs.msg import Float64MultiArray
+
 from pilotnet_brain import interfaces as topics
-from pilotnet_brain.brains.naming import brain_name
+from pilotnet_brain.brains import make_brain
 from pilotnet_brain.config import BRAIN_NODE
-from pilotnet_brain.ros.image_conversion import ImageConversionError, msg_to_rgb, stamp_to_s
+from pilotnet_brain.control import STOP, clamp_command
+from pilotnet_brain.model.preprocessing import preprocess
+from pilotnet_brain.ros.declare import declare_node_parameters
+from pilotnet_brain.ros.image_conversion import ImageConversionError, image_to_msg, msg_to_rgb, stamp_to_s
 from pilotnet_brain.ros.messages import stats_layout
-from pilotnet_brain.ros.node_runtime import lazy_node_class, run_node
-from pilotnet_brain.ros.params import declare_node_parameters, load_node_parameters
+from pilotnet_brain.ros.node_runtime import run_node
+from pilotnet_brain.ros.params import brain_label
+from pilotnet_brain.sim.circuits import load_circuit
+from pilotnet_brain.sim.world import World
 
 NODE_NAME = BRAIN_NODE.node
 BAD_IMAGE_LOG_PERIOD_S = 5.0
 
 
-def load_brain_parameters(path) -> dict:
-    """brain_node parameters of a YAML (defaults filled in); unknown names and bad values raise ConfigError."""
-    return BRAIN_NODE.resolve(load_node_parameters(path, BRAIN_NODE))
-
-
-def brain_label(params: dict) -> str:
-    """The brain's name in metrics (Brain.name, see brains.brain_name) for brain_node parameters."""
-    return brain_name(
-        params.get("brain", BRAIN_NODE["brain"].default), params.get("backend", BRAIN_NODE["backend"].default)
-    )
-
-
 def build_brain(params: dict, logger=None):
     """The Brain for the parameters (may raise BackendUnavailable, ModelFileError, ValueError)."""
-    from pilotnet_brain.brains import make_brain
 
     name = params["brain"]
     if name == "pilotnet":
@@ -69,150 +70,114 @@ def build_brain(params: dict, logger=None):
     return make_brain(name)
 
 
-def _make_node_class():
-    from geometry_msgs.msg import Twist
-    from rclpy.node import Node
-    from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-    from sensor_msgs.msg import Image
-    from std_msgs.msg import Float64MultiArray
+class BrainNode(Node):
+    def __init__(self, **node_kwargs):
+        super().__init__(NODE_NAME, **node_kwargs)
+        p = self.params = declare_node_parameters(self, BRAIN_NODE)
+        self.max_v, self.max_w = float(p["max_v"]), float(p["max_w"])
+        self.brain = build_brain(p, self.get_logger())
+        self.brain.reset()
+        self.label = brain_label(p)
 
-    from pilotnet_brain.control import STOP, Command, clamp_command
+        self._twist = Twist()
+        self._stats = Float64MultiArray(layout=stats_layout(topics.BRAIN_STATS_FIELDS))
+        self.cmd_pub = self.create_publisher(Twist, p["cmd_vel_topic"], 10)
+        stats_qos = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
+        self.stats_pub = self.create_publisher(Float64MultiArray, p["stats_topic"], stats_qos)
+        # The subscription is created last: a subscriber on the camera topic means "brain ready".
+        self.image_sub = self.create_subscription(Image, p["camera_topic"], self.on_image, qos_profile_sensor_data)
+        self.watchdog_timeout = float(p["watchdog_timeout"])
+        self._last_image = None  # monotonic time of the last good image
+        self._stale = False
+        self._prev_t0 = None
+        self._bad_count = 0  # bad images in the current burst
+        self._bad_logged_at = None
+        self.frames = 0
+        self.bad_images = 0  # total skipped
+        self.timings = []  # (inference_s, iteration_s, overhead_s), for benchmarks/tests
+        self.record_timings = False
+        if self.watchdog_timeout > 0:
+            self.create_timer(min(0.05, self.watchdog_timeout / 4), self._watchdog)
+        self.get_logger().info(
+            f"brain {self.label} ready: {p['camera_topic']} -> {p['cmd_vel_topic']} "
+            f"(max_v {self.max_v}, max_w {self.max_w}, watchdog {self.watchdog_timeout} s)"
+        )
 
-    class BrainNode(Node):
-        def __init__(self, **node_kwargs):
-            super().__init__(NODE_NAME, **node_kwargs)
-            p = self.params = declare_node_parameters(self, BRAIN_NODE)
-            self.max_v, self.max_w = float(p["max_v"]), float(p["max_w"])
-            self.brain = build_brain(p, self.get_logger())
-            self.brain.reset()
-            self.label = brain_label(p)
-            self._stop = STOP
-            self._clamp = clamp_command
-            self._Command = Command
-
-            self._twist = Twist()
-            self._stats = Float64MultiArray(layout=stats_layout(topics.BRAIN_STATS_FIELDS))
-            self.cmd_pub = self.create_publisher(Twist, p["cmd_vel_topic"], 10)
-            stats_qos = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
-            self.stats_pub = self.create_publisher(Float64MultiArray, p["stats_topic"], stats_qos)
-            # The subscription is created last: a subscriber on the camera topic means "brain ready".
-            self.image_sub = self.create_subscription(Image, p["camera_topic"], self.on_image, qos_profile_sensor_data)
-            self.watchdog_timeout = float(p["watchdog_timeout"])
-            self._last_image = None  # monotonic time of the last good image
-            self._stale = False
-            self._prev_t0 = None
-            self._bad_count = 0  # bad images in the current burst
-            self._bad_logged_at = None
-            self.frames = 0
-            self.bad_images = 0  # total skipped
-            self.timings = []  # (inference_s, iteration_s, overhead_s), for benchmarks/tests
-            self.record_timings = False
-            if self.watchdog_timeout > 0:
-                self.create_timer(min(0.05, self.watchdog_timeout / 4), self._watchdog)
-            self.get_logger().info(
-                f"brain {self.label} ready: {p['camera_topic']} -> {p['cmd_vel_topic']} "
-                f"(max_v {self.max_v}, max_w {self.max_w}, watchdog {self.watchdog_timeout} s)"
+    # --- image -> command -------------------------------------------------------------------
+    def on_image(self, msg):
+        t0 = time.perf_counter()
+        try:
+            frame = msg_to_rgb(msg)
+        except ImageConversionError as error:
+            self._bad_image(error)
+            return
+        if self._bad_count:
+            self.get_logger().info(f"good image again after {self._bad_count} bad image(s) skipped")
+            self._bad_count = 0
+        stamp = stamp_to_s(msg.header.stamp)
+        ts = time.perf_counter()
+        try:
+            out = self.brain.step(frame, stamp)
+        except Exception as error:  # a brain bug must not kill the node: stop the car, say why
+            self.get_logger().error(
+                f"brain step failed on frame {stamp:.3f}: {error!r}; commanding stop", throttle_duration_sec=5.0
             )
+            out = None
+        step_s = time.perf_counter() - ts
+        cmd = out.command if out is not None else STOP
+        err = getattr(self.brain, "last_error", None)
+        if err:
+            self.get_logger().error(f"{self.label}: {err}", throttle_duration_sec=1.0)
+            self.brain.last_error = None
+        if not (math.isfinite(cmd.v) and math.isfinite(cmd.w)):
+            self.get_logger().error(
+                f"non-finite command v={cmd.v} w={cmd.w}; commanding stop", throttle_duration_sec=1.0
+            )
+        cmd = clamp_command(cmd, self.max_v, self.max_w)
+        tw = self._twist
+        tw.linear.x, tw.angular.z = float(cmd.v), float(cmd.w)
+        self.cmd_pub.publish(tw)
+        t1 = time.perf_counter()
+        self._last_image = time.monotonic()
+        if self._stale:
+            self.get_logger().info("images resumed; driving again")
+            self._stale = False
+        inference = out.inference_s if (out is not None and out.inference_s is not None) else step_s
+        iteration = t1 - t0
+        period = 0.0 if self._prev_t0 is None else t0 - self._prev_t0
+        self._prev_t0 = t0
+        self._stats.data = [stamp, inference * 1e3, iteration * 1e3, period * 1e3, (iteration - inference) * 1e3]
+        self.stats_pub.publish(self._stats)
+        self.frames += 1
+        if self.record_timings:
+            self.timings.append((inference, iteration, iteration - inference))
 
-        # --- image -> command -------------------------------------------------------------------
-        def on_image(self, msg):
-            t0 = time.perf_counter()
-            try:
-                frame = msg_to_rgb(msg)
-            except ImageConversionError as error:
-                self._bad_image(error)
-                return
-            if self._bad_count:
-                self.get_logger().info(f"good image again after {self._bad_count} bad image(s) skipped")
-                self._bad_count = 0
-            stamp = stamp_to_s(msg.header.stamp)
-            ts = time.perf_counter()
-            try:
-                out = self.brain.step(frame, stamp)
-            except Exception as error:  # a brain bug must not kill the node: stop the car, say why
-                self.get_logger().error(
-                    f"brain step failed on frame {stamp:.3f}: {error!r}; commanding stop", throttle_duration_sec=5.0
-                )
-                out = None
-            step_s = time.perf_counter() - ts
-            cmd = out.command if out is not None else self._stop
-            err = getattr(self.brain, "last_error", None)
-            if err:
-                self.get_logger().error(f"{self.label}: {err}", throttle_duration_sec=1.0)
-                self.brain.last_error = None
-            if not (math.isfinite(cmd.v) and math.isfinite(cmd.w)):
-                self.get_logger().error(
-                    f"non-finite command v={cmd.v} w={cmd.w}; commanding stop", throttle_duration_sec=1.0
-                )
-            cmd = self._clamp(cmd, self.max_v, self.max_w)
-            tw = self._twist
-            tw.linear.x, tw.angular.z = float(cmd.v), float(cmd.w)
-            self.cmd_pub.publish(tw)
-            t1 = time.perf_counter()
-            self._last_image = time.monotonic()
-            if self._stale:
-                self.get_logger().info("images resumed; driving again")
-                self._stale = False
-            inference = out.inference_s if (out is not None and out.inference_s is not None) else step_s
-            iteration = t1 - t0
-            period = 0.0 if self._prev_t0 is None else t0 - self._prev_t0
-            self._prev_t0 = t0
-            self._stats.data = [stamp, inference * 1e3, iteration * 1e3, period * 1e3, (iteration - inference) * 1e3]
-            self.stats_pub.publish(self._stats)
-            self.frames += 1
-            if self.record_timings:
-                self.timings.append((inference, iteration, iteration - inference))
+    def _bad_image(self, error):
+        now = time.monotonic()
+        self.bad_images += 1
+        self._bad_count += 1
+        if self._bad_count == 1 or now - self._bad_logged_at >= BAD_IMAGE_LOG_PERIOD_S:
+            more = "" if self._bad_count == 1 else f" ({self._bad_count} bad images in this burst)"
+            self.get_logger().error(f"skipping bad image: {error}{more}")
+            self._bad_logged_at = now
 
-        def _bad_image(self, error):
-            now = time.monotonic()
-            self.bad_images += 1
-            self._bad_count += 1
-            if self._bad_count == 1 or now - self._bad_logged_at >= BAD_IMAGE_LOG_PERIOD_S:
-                more = "" if self._bad_count == 1 else f" ({self._bad_count} bad images in this burst)"
-                self.get_logger().error(f"skipping bad image: {error}{more}")
-                self._bad_logged_at = now
-
-        # --- watchdog ---------------------------------------------------------------------------
-        def _watchdog(self):
-            if self._last_image is None:
-                return  # armed by the first image: before it, this node has never commanded the car
-            age = time.monotonic() - self._last_image
-            if age > self.watchdog_timeout and not self._stale:
-                self._stale = True
-                self.get_logger().warning(
-                    f"watchdog: no fresh image for {age:.2f} s on "
-                    f"{self.params['camera_topic']}; publishing zero velocity"
-                )
-                self._twist.linear.x = self._twist.angular.z = 0.0
-                self.cmd_pub.publish(self._twist)
-
-    return BrainNode
-
-
-BrainNode = lazy_node_class(
-    _make_node_class,
-    "BrainNode",
-    "Create the node (rclpy must be initialised). Raises BackendUnavailable/ConfigError/... on bad set-up.",
-)
-
-
-def startup_errors():
-    """Exceptions that mean 'cannot start as configured' (logged cleanly, exit code 2)."""
-    from pilotnet_brain.errors import BackendUnavailable, ConfigError
-
-    errors = [BackendUnavailable, ConfigError, ValueError, FileNotFoundError]
-    try:
-        from pilotnet_brain.errors import ModelFileError
-
-        errors.append(ModelFileError)
-    except ImportError:
-        pass
-    return tuple(errors)
+    # --- watchdog ---------------------------------------------------------------------------
+    def _watchdog(self):
+        if self._last_image is None:
+            return  # armed by the first image: before it, this node has never commanded the car
+        age = time.monotonic() - self._last_image
+        if age > self.watchdog_timeout and not self._stale:
+            self._stale = True
+            self.get_logger().warning(
+                f"watchdog: no fresh image for {age:.2f} s on {self.params['camera_topic']}; publishing zero velocity"
+            )
+            self._twist.linear.x = self._twist.angular.z = 0.0
+            self.cmd_pub.publish(self._twist)
 
 
 def spin_node(make_node, name: str, args=None) -> int:
     """rclpy.init, build, spin until Ctrl-C / shutdown; a start-up error is logged, exit code 2."""
-    return run_node(name, make_node, startup_errors, args=args)
+    return run_node(name, make_node, args=args)
 
 
 def benchmark_overhead(brain: str = "explicit", frames: int = 300, circuit: str = "simple_circuit", **params) -> dict:
@@ -224,13 +189,6 @@ def benchmark_overhead(brain: str = "explicit", frames: int = 300, circuit: str 
     outside the forward pass + clamp + publish); for pilotnet also preprocess_ms (the package's one
     preprocessing function alone) and node_overhead_ms = overhead - preprocess (what this node adds).
     """
-    import numpy as np
-    import rclpy
-    from rclpy.parameter import Parameter
-
-    from pilotnet_brain.ros.image_conversion import image_to_msg
-    from pilotnet_brain.sim.circuits import load_circuit
-    from pilotnet_brain.sim.world import World
 
     world = World(load_circuit(circuit))
     msg = image_to_msg(world.render(), stamp_s=0.0, frame_id=topics.CAMERA_FRAME_ID)
@@ -258,8 +216,6 @@ def benchmark_overhead(brain: str = "explicit", frames: int = 300, circuit: str 
     med = np.median(arr, axis=0)
     preprocess_ms = 0.0
     if brain == "pilotnet":  # PilotNet's preprocessing (preprocessing.preprocess) runs outside the forward pass
-        from pilotnet_brain.model.preprocessing import preprocess
-
         frame = msg_to_rgb(msg)
         ts = []
         for _ in range(frames):

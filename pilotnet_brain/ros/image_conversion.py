@@ -53,7 +53,7 @@ class ImageSizeError(ImageConversionError):
 
 def _cv_bridge():
     try:
-        from cv_bridge import CvBridge
+        from cv_bridge import CvBridge  # noqa: PLC0415  (optional: cv_bridge)
     except Exception:  # not installed, or its C++ part fails to load
         return None
     return CvBridge()
@@ -117,7 +117,7 @@ def image_to_msg(
     use_cv_bridge: bool | None = None,
 ):
     """HxWx3 uint8 RGB array -> sensor_msgs/Image in `encoding` (rgb8 | bgr8); `msg` is reused if given."""
-    from sensor_msgs.msg import Image
+    from sensor_msgs.msg import Image  # noqa: PLC0415  (optional: ROS messages)
 
     if not (isinstance(rgb, np.ndarray) and rgb.dtype == np.uint8 and rgb.ndim == 3 and rgb.shape[2] == 3):
         raise ImageError(

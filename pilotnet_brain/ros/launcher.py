@@ -21,12 +21,16 @@ Python API for benchmarks: `run_simulation(...) -> {"metrics", "metrics_path", "
 
 from __future__ import annotations
 
+import ctypes
+import importlib.util
+import json
 import os
 import random
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,8 +44,11 @@ from pilotnet_brain.config import (
     SIM_NODE,
     SIMULATION_LAUNCH_ARGUMENTS,
 )
+from pilotnet_brain.evaluation.drive import run_slug
 from pilotnet_brain.resources import config_path
-from pilotnet_brain.ros.params import load_node_parameters
+from pilotnet_brain.ros.params import brain_label, load_brain_parameters, load_node_parameters
+from pilotnet_brain.sim.circuits import load_circuit
+from pilotnet_brain.sim.world import default_timeout_s
 
 PACKAGE = "pilotnet_brain"
 #: executable (console script, as named in setup.py and the launch files) -> module run with `python -m`.
@@ -83,7 +90,6 @@ class Graph:
 
 def resolve_brain_config(spec) -> Path:
     """A brain YAML from a path, or a name in config/brains ('explicit', 'pilotnet_fp32.yaml')."""
-    from pilotnet_brain.resources import config_path
 
     p = Path(spec)
     if p.is_file():
@@ -123,8 +129,6 @@ def node_command(executable: str) -> list:
                 return [str(d / executable)]
         if shutil.which(executable):
             return [shutil.which(executable)]
-        import importlib.util
-
         if importlib.util.find_spec(RECORDER_MODULE) is not None:
             return [sys.executable, "-m", RECORDER_MODULE]
         raise LaunchError(
@@ -197,16 +201,12 @@ def simulation_graph(
 
     Every parameter file and value is checked against the nodes' schemas first (ConfigError).
     """
-    from pilotnet_brain.evaluation.drive import run_slug
-    from pilotnet_brain.resources import config_path
-    from pilotnet_brain.ros.brain_node import brain_label, load_brain_parameters
 
     out_dir = Path(out_dir).resolve()
     brain_yaml = resolve_brain_config(brain_config)
     brain_params = load_brain_parameters(brain_yaml)  # unknown names, bad values: ConfigError, before any start
     sim_yaml = Path(sim_config).resolve() if sim_config else config_path(SIM_CONFIG_FILE).resolve()
     load_node_parameters(sim_yaml, SIM_NODE)
-    from pilotnet_brain.sim.circuits import load_circuit
 
     sim_params = {
         "circuit": str(circuit),
@@ -290,8 +290,6 @@ def recorder_parameters(bag_path, circuit, direction, scale, brain, clock, brain
 def _die_with_parent():
     """In the child before exec: get SIGTERM when the launcher dies (Linux), so nothing is orphaned."""
     try:
-        import ctypes
-
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except Exception:
         pass
@@ -376,7 +374,6 @@ class _SigtermAsInterrupt:
 
 
 def threading_is_main() -> bool:
-    import threading
 
     return threading.current_thread() is threading.main_thread()
 
@@ -432,10 +429,6 @@ def run_simulation(
     Returns {"metrics": dict, "metrics_path": Path, "bag_path": Path | None, "out_dir", "logs",
     "domain_id", "exit_codes", "wall_s"}. Raises LaunchError when a node fails or nothing comes out.
     """
-    import json
-
-    from pilotnet_brain.sim.circuits import load_circuit
-    from pilotnet_brain.sim.world import default_timeout_s
 
     graph = simulation_graph(
         circuit,
@@ -475,7 +468,6 @@ def run_simulation(
 
 def brain_graph(brain_config=DEFAULT_BRAIN_CONFIG, domain_id: int | None = None) -> Graph:
     """launch/brain.launch.py: the brain alone, for a real Gazebo world (logs to the terminal)."""
-    from pilotnet_brain.ros.brain_node import load_brain_parameters
 
     yaml_path = resolve_brain_config(brain_config)
     load_brain_parameters(yaml_path)

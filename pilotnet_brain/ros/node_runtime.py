@@ -1,7 +1,4 @@
-"""Shared plumbing of the package's ROS 2 nodes: the lazily built node class and the `main()` spin loop.
-
-rclpy is imported inside the functions only, so the package imports without ROS.
-"""
+"""Shared plumbing of the package's ROS 2 nodes: the start-up errors and the `main()` spin loop."""
 
 from __future__ import annotations
 
@@ -9,30 +6,29 @@ import os
 import sys
 import threading
 
+import rclpy
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+
+from pilotnet_brain.errors import BackendUnavailable, CircuitError, ConfigError, ImageError, ModelFileError
+
 TEARDOWN_TIMEOUT_S = 10.0
 
 
-def lazy_node_class(make_class, name: str | None = None, doc: str | None = None):
-    """A constructor `Node(**kwargs)` that builds the class with `make_class()` on first use (rclpy
-    imports happen then), caches it, and returns an instance."""
-    cls = None
-
-    def construct(**kwargs):
-        nonlocal cls
-        if cls is None:
-            cls = make_class()
-        return cls(**kwargs)
-
-    if name:
-        construct.__name__ = construct.__qualname__ = name
-    construct.__doc__ = doc
-    return construct
+#: Exceptions that mean "cannot start as configured": logged as one line, exit code 2.
+STARTUP_ERRORS = (
+    ConfigError,
+    CircuitError,
+    ModelFileError,
+    ImageError,
+    BackendUnavailable,
+    ValueError,
+    FileNotFoundError,
+)
 
 
 def run_node(
     node_name: str,
     make_node,
-    startup_errors,
     done=lambda node: False,
     on_start=None,
     on_stop=None,
@@ -41,15 +37,12 @@ def run_node(
 ) -> int:
     """rclpy.init, build the node, spin it (SingleThreadedExecutor) until rclpy shuts down or `done(node)`.
 
-    `startup_errors()` returns the exceptions that mean 'cannot start as configured': logged as a fatal
-    'cannot start: ...' under `node_name`, exit code 2. `on_start(node)` runs once the node is added to
+    A STARTUP_ERRORS exception from `make_node()` is logged as a fatal 'cannot start: ...' under `node_name`,
+    exit code 2. `on_start(node)` runs once the node is added to
     the executor; `on_stop(node)` runs before the node is destroyed (whenever it was built).
     Ctrl-C / external shutdown end the spin quietly with exit code 0; otherwise the exit code is
     `exit_code(node)`, taken when the spin ends.
     """
-    import rclpy
-    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
-
     rclpy.init(args=args)
     node = None
     executor = None
@@ -57,7 +50,7 @@ def run_node(
     try:
         try:
             node = make_node()
-        except startup_errors() as error:
+        except STARTUP_ERRORS as error:
             rclpy.logging.get_logger(node_name).fatal(f"cannot start: {error}")
             return 2
         executor = SingleThreadedExecutor()

@@ -33,15 +33,25 @@ import threading
 import time
 
 import numpy as np
+from geometry_msgs.msg import Twist
+from nav_msgs.msg import Odometry
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import Image
+from std_msgs.msg import Float64MultiArray, String
 
 from pilotnet_brain import interfaces as topics
 from pilotnet_brain.config import SIM_NODE
+from pilotnet_brain.control import STOP, Command
+from pilotnet_brain.ros.declare import declare_node_parameters
 from pilotnet_brain.ros.image_conversion import image_to_msg, set_stamp
 from pilotnet_brain.ros.messages import stats_layout
-from pilotnet_brain.ros.node_runtime import lazy_node_class, run_node
-from pilotnet_brain.ros.params import declare_node_parameters
+from pilotnet_brain.ros.node_runtime import run_node
+from pilotnet_brain.sim.circuits import load_circuit
 from pilotnet_brain.sim.clock import EpisodeClock, Reply
 from pilotnet_brain.sim.settings import sim_config_from_parameters
+from pilotnet_brain.sim.world import World, default_timeout_s
 
 NODE_NAME = SIM_NODE.node
 
@@ -117,219 +127,199 @@ class DdsBrainLink:
         pass
 
 
-def _make_node_class():
-    from geometry_msgs.msg import Twist
-    from nav_msgs.msg import Odometry
-    from rclpy.node import Node
-    from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-    from rosgraph_msgs.msg import Clock
-    from sensor_msgs.msg import Image
-    from std_msgs.msg import Float64MultiArray, String
+reliable = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
 
-    from pilotnet_brain.control import STOP, Command
-    from pilotnet_brain.sim.circuits import load_circuit
-    from pilotnet_brain.sim.world import World, default_timeout_s
+latched = QoSProfile(
+    depth=1,
+    reliability=ReliabilityPolicy.RELIABLE,
+    history=HistoryPolicy.KEEP_LAST,
+    durability=DurabilityPolicy.TRANSIENT_LOCAL,
+)
 
-    reliable = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
-    latched = QoSProfile(
-        depth=1,
-        reliability=ReliabilityPolicy.RELIABLE,
-        history=HistoryPolicy.KEEP_LAST,
-        durability=DurabilityPolicy.TRANSIENT_LOCAL,
-    )
 
-    class SimNode(Node):
-        def __init__(self, **node_kwargs):
-            created = time.monotonic()  # the node brings up this process's DDS participant
-            super().__init__(NODE_NAME, **node_kwargs)
-            self._created = created
-            p = self.params = declare_node_parameters(self, SIM_NODE)
-            self.config = sim_config_from_parameters(p, f"node {NODE_NAME}")
-            self.circuit = load_circuit(p["circuit"], direction=p["direction"], scale=float(p["scale"]))
-            self.world = World(self.circuit, self.config)
-            self.timeout_s = self.config.timeout_s or default_timeout_s(self.circuit)
+class SimNode(Node):
+    def __init__(self, **node_kwargs):
+        created = time.monotonic()  # the node brings up this process's DDS participant
+        super().__init__(NODE_NAME, **node_kwargs)
+        self._created = created
+        p = self.params = declare_node_parameters(self, SIM_NODE)
+        self.config = sim_config_from_parameters(p, f"node {NODE_NAME}")
+        self.circuit = load_circuit(p["circuit"], direction=p["direction"], scale=float(p["scale"]))
+        self.world = World(self.circuit, self.config)
+        self.timeout_s = self.config.timeout_s or default_timeout_s(self.circuit)
 
-            self.image_pub = self.create_publisher(Image, p["camera_topic"], qos_profile_sensor_data)
-            self.odom_pub = self.create_publisher(Odometry, p["odom_topic"], reliable)
-            self.clock_pub = self.create_publisher(Clock, topics.CLOCK_TOPIC, 10)
-            self.status_pub = self.create_publisher(String, p["status_topic"], latched)
-            self.stats_pub = self.create_publisher(Float64MultiArray, topics.SIM_STATS_TOPIC, latched)
-            self.create_subscription(Twist, p["cmd_vel_topic"], self._on_cmd, 10)
-            self.create_subscription(Float64MultiArray, p["brain_stats_topic"], self._on_brain_stats, reliable)
+        self.image_pub = self.create_publisher(Image, p["camera_topic"], qos_profile_sensor_data)
+        self.odom_pub = self.create_publisher(Odometry, p["odom_topic"], reliable)
+        self.clock_pub = self.create_publisher(Clock, topics.CLOCK_TOPIC, 10)
+        self.status_pub = self.create_publisher(String, p["status_topic"], latched)
+        self.stats_pub = self.create_publisher(Float64MultiArray, topics.SIM_STATS_TOPIC, latched)
+        self.create_subscription(Twist, p["cmd_vel_topic"], self._on_cmd, 10)
+        self.create_subscription(Float64MultiArray, p["brain_stats_topic"], self._on_brain_stats, reliable)
 
-            self._cond = threading.Condition()
-            self._cmd = STOP
-            self._cmd_seq = 0
-            self._cmd_wall = 0.0
-            self._answered_stamp = None  # frame stamp of the newest brain stats
-            self._published = {}  # frame stamp -> wall time published (realtime latency)
-            self._Command = Command
-            self.latencies = []  # camera -> command, wall s
-            self.lockstep_timeouts = 0
-            self.frame_count = 0
-            self.end_reason = None
-            self.finished = threading.Event()  # set when the node may exit (after linger)
-            self._stop = threading.Event()
-            self._image = Image()
-            self._odom = Odometry()
-            self._odom.header.frame_id = topics.ODOM_FRAME_ID
-            self._odom.child_frame_id = topics.BASE_FRAME_ID
-            self._clock = Clock()
-            self._stats = Float64MultiArray(layout=stats_layout(topics.SIM_STATS_FIELDS))
-            self._thread = None
-            self._publish_status(topics.WAITING)
-            self.get_logger().info(
-                f"{self.circuit.name} {self.circuit.direction} ({self.circuit.length_m:.0f} m), clock "
-                f"{self.config.clock}, camera {self.config.camera_rate_hz:g} Hz, time-out {self.timeout_s:g} s"
-            )
+        self._cond = threading.Condition()
+        self._cmd = STOP
+        self._cmd_seq = 0
+        self._cmd_wall = 0.0
+        self._answered_stamp = None  # frame stamp of the newest brain stats
+        self._published = {}  # frame stamp -> wall time published (realtime latency)
+        self.latencies = []  # camera -> command, wall s
+        self.lockstep_timeouts = 0
+        self.frame_count = 0
+        self.end_reason = None
+        self.finished = threading.Event()  # set when the node may exit (after linger)
+        self._stop = threading.Event()
+        self._image = Image()
+        self._odom = Odometry()
+        self._odom.header.frame_id = topics.ODOM_FRAME_ID
+        self._odom.child_frame_id = topics.BASE_FRAME_ID
+        self._clock = Clock()
+        self._stats = Float64MultiArray(layout=stats_layout(topics.SIM_STATS_FIELDS))
+        self._thread = None
+        self._publish_status(topics.WAITING)
+        self.get_logger().info(
+            f"{self.circuit.name} {self.circuit.direction} ({self.circuit.length_m:.0f} m), clock "
+            f"{self.config.clock}, camera {self.config.camera_rate_hz:g} Hz, time-out {self.timeout_s:g} s"
+        )
 
-        # --- callbacks (executor thread) -------------------------------------------------------
-        def _on_cmd(self, msg):
-            with self._cond:
-                self._cmd = self._Command(float(msg.linear.x), float(msg.angular.z))
-                self._cmd_seq += 1
-                self._cmd_wall = time.perf_counter()
-                self._cond.notify_all()
+    # --- callbacks (executor thread) -------------------------------------------------------
+    def _on_cmd(self, msg):
+        with self._cond:
+            self._cmd = Command(float(msg.linear.x), float(msg.angular.z))
+            self._cmd_seq += 1
+            self._cmd_wall = time.perf_counter()
+            self._cond.notify_all()
 
-        def _on_brain_stats(self, msg):
-            if not msg.data:
+    def _on_brain_stats(self, msg):
+        if not msg.data:
+            return
+        now = time.perf_counter()
+        with self._cond:
+            self._answered_stamp = float(msg.data[0])
+            sent = self._published.pop(round(self._answered_stamp, 6), None)
+            if sent is not None and self.config.clock == "realtime":
+                self.latencies.append(now - sent)
+            self._cond.notify_all()
+
+    # --- publishing (simulation thread) ---------------------------------------------------
+    def _publish_status(self, state: str):
+        self.status_pub.publish(String(data=state))
+
+    def _publish_frame(self, frame, t):
+        image_to_msg(frame, stamp_s=t, frame_id=self.params["frame_id"], msg=self._image)
+        with self._cond:
+            self._published[round(t, 6)] = time.perf_counter()
+            if len(self._published) > 100:
+                self._published.pop(next(iter(self._published)))
+        self.image_pub.publish(self._image)
+        self.frame_count += 1
+
+    def _publish_odom_and_clock(self):
+        s, t = self.world.state, self.world.sim_time_s
+        o = self._odom
+        set_stamp(o.header.stamp, t)
+        o.pose.pose.position.x, o.pose.pose.position.y = float(s.x), float(s.y)
+        _yaw_quaternion(float(s.yaw), o.pose.pose.orientation)
+        o.twist.twist.linear.x, o.twist.twist.angular.z = float(s.v), float(s.w)
+        self.odom_pub.publish(o)
+        set_stamp(self._clock.clock, t)
+        self.clock_pub.publish(self._clock)
+
+    def _publish_stats(self, wall0):
+        lat = np.asarray(self.latencies) * 1e3
+        self._stats.data = [
+            float(self.world.sim_time_s),
+            float(self.frame_count),
+            time.perf_counter() - wall0,
+            float(self.world.off_track_events),
+            float(lat.mean()) if len(lat) else 0.0,
+            float(lat.max()) if len(lat) else 0.0,
+            float(self.lockstep_timeouts),
+        ]
+        self.stats_pub.publish(self._stats)
+
+    # --- start-up -------------------------------------------------------------------------------
+    def wait_for_graph(self) -> bool:
+        p = self.params
+        deadline = time.monotonic() + float(p["startup_timeout"])
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            missing = []
+            if p["wait_for_brain"]:
+                if self.count_subscribers(p["camera_topic"]) < 1:
+                    missing.append(f"a subscriber on {p['camera_topic']}")
+                if self.count_publishers(p["cmd_vel_topic"]) < 1:
+                    missing.append(f"a publisher on {p['cmd_vel_topic']}")
+            n = max(1, int(p["odom_subscribers"]))
+            if p["wait_for_metrics"] and (
+                self.count_subscribers(p["odom_topic"]) < n or self.count_subscribers(p["status_topic"]) < n
+            ):
+                missing.append(f"{n} subscriber(s) on {p['odom_topic']} and {p['status_topic']}")
+            if not missing:
+                # graph-benchmark reads this line (bench/graph.py GRAPH_MATCHED)
+                matched = time.monotonic() - self._created
+                self.get_logger().info(f"start-up: graph matched {matched:.3f} s after the node was created")
+                time.sleep(0.5)  # discovery seen; let the endpoints finish matching
+                return True
+            time.sleep(0.05)
+        self.get_logger().error(f"start-up: still waiting for {', '.join(missing)} after {p['startup_timeout']} s")
+        return False
+
+    # --- the episode ----------------------------------------------------------------------------
+    def start(self):
+        self._thread = threading.Thread(target=self._run, name="sim", daemon=True)
+        self._thread.start()
+
+    def stop(self):
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout=5.0)
+
+    def _run(self):
+        try:
+            if not self.wait_for_graph():
+                self.end_reason = "startup_failed"
                 return
-            now = time.perf_counter()
-            with self._cond:
-                self._answered_stamp = float(msg.data[0])
-                sent = self._published.pop(round(self._answered_stamp, 6), None)
-                if sent is not None and self.config.clock == "realtime":
-                    self.latencies.append(now - sent)
-                self._cond.notify_all()
-
-        # --- publishing (simulation thread) ---------------------------------------------------
-        def _publish_status(self, state: str):
-            self.status_pub.publish(String(data=state))
-
-        def _publish_frame(self, frame, t):
-            image_to_msg(frame, stamp_s=t, frame_id=self.params["frame_id"], msg=self._image)
-            with self._cond:
-                self._published[round(t, 6)] = time.perf_counter()
-                if len(self._published) > 100:
-                    self._published.pop(next(iter(self._published)))
-            self.image_pub.publish(self._image)
-            self.frame_count += 1
-
-        def _publish_odom_and_clock(self):
-            s, t = self.world.state, self.world.sim_time_s
-            o = self._odom
-            set_stamp(o.header.stamp, t)
-            o.pose.pose.position.x, o.pose.pose.position.y = float(s.x), float(s.y)
-            _yaw_quaternion(float(s.yaw), o.pose.pose.orientation)
-            o.twist.twist.linear.x, o.twist.twist.angular.z = float(s.v), float(s.w)
-            self.odom_pub.publish(o)
-            set_stamp(self._clock.clock, t)
-            self.clock_pub.publish(self._clock)
-
-        def _publish_stats(self, wall0):
+            self.world.reset()
+            self._publish_status(topics.RUNNING)
+            self._publish_odom_and_clock()
+            reason = self._run_episode()
+            if reason is None:
+                return  # stopped from outside
+            self.end_reason = reason
+            self._publish_stats(self._episode.wall0)
+            self._publish_status(reason)
             lat = np.asarray(self.latencies) * 1e3
-            self._stats.data = [
-                float(self.world.sim_time_s),
-                float(self.frame_count),
-                time.perf_counter() - wall0,
-                float(self.world.off_track_events),
-                float(lat.mean()) if len(lat) else 0.0,
-                float(lat.max()) if len(lat) else 0.0,
-                float(self.lockstep_timeouts),
-            ]
-            self.stats_pub.publish(self._stats)
+            self.get_logger().info(
+                f"episode ended: {reason} at t={self.world.sim_time_s:.2f} s, progress "
+                f"{self.world.progress_m:.0f}/{self.circuit.length_m:.0f} m, {self.frame_count} frames, "
+                f"camera->command latency mean {lat.mean() if len(lat) else float('nan'):.2f} ms, "
+                f"{self.lockstep_timeouts} command time-outs"
+            )
+            if self.params["exit_on_end"]:
+                self._stop.wait(float(self.params["linger"]))
+        except Exception as error:  # report, do not hang the launcher
+            self.get_logger().error(f"simulation failed: {error!r}")
+            self.end_reason = "error"
+        finally:
+            self.finished.set()
 
-        # --- start-up -------------------------------------------------------------------------------
-        def wait_for_graph(self) -> bool:
-            p = self.params
-            deadline = time.monotonic() + float(p["startup_timeout"])
-            while not self._stop.is_set() and time.monotonic() < deadline:
-                missing = []
-                if p["wait_for_brain"]:
-                    if self.count_subscribers(p["camera_topic"]) < 1:
-                        missing.append(f"a subscriber on {p['camera_topic']}")
-                    if self.count_publishers(p["cmd_vel_topic"]) < 1:
-                        missing.append(f"a publisher on {p['cmd_vel_topic']}")
-                n = max(1, int(p["odom_subscribers"]))
-                if p["wait_for_metrics"] and (
-                    self.count_subscribers(p["odom_topic"]) < n or self.count_subscribers(p["status_topic"]) < n
-                ):
-                    missing.append(f"{n} subscriber(s) on {p['odom_topic']} and {p['status_topic']}")
-                if not missing:
-                    # graph-benchmark reads this line (bench/graph.py GRAPH_MATCHED)
-                    matched = time.monotonic() - self._created
-                    self.get_logger().info(f"start-up: graph matched {matched:.3f} s after the node was created")
-                    time.sleep(0.5)  # discovery seen; let the endpoints finish matching
-                    return True
-                time.sleep(0.05)
-            self.get_logger().error(f"start-up: still waiting for {', '.join(missing)} after {p['startup_timeout']} s")
-            return False
+    def _run_episode(self):
+        """The episode by sim.clock's rules (lock-step or real-time), the brain reached over DDS."""
+        clock = self._episode = EpisodeClock(self.config, self.timeout_s, stop=self._stop)
 
-        # --- the episode ----------------------------------------------------------------------------
-        def start(self):
-            self._thread = threading.Thread(target=self._run, name="sim", daemon=True)
-            self._thread.start()
+        def on_step(reason):
+            self._publish_odom_and_clock()
+            if not reason and self.world.sim_time_s % 1.0 < self.config.physics_dt_s - 1e-9:
+                self._publish_stats(clock.wall0)
 
-        def stop(self):
-            self._stop.set()
-            with self._cond:
-                self._cond.notify_all()
-            if self._thread is not None:
-                self._thread.join(timeout=5.0)
-
-        def _run(self):
-            try:
-                if not self.wait_for_graph():
-                    self.end_reason = "startup_failed"
-                    return
-                self.world.reset()
-                self._publish_status(topics.RUNNING)
-                self._publish_odom_and_clock()
-                reason = self._run_episode()
-                if reason is None:
-                    return  # stopped from outside
-                self.end_reason = reason
-                self._publish_stats(self._episode.wall0)
-                self._publish_status(reason)
-                lat = np.asarray(self.latencies) * 1e3
-                self.get_logger().info(
-                    f"episode ended: {reason} at t={self.world.sim_time_s:.2f} s, progress "
-                    f"{self.world.progress_m:.0f}/{self.circuit.length_m:.0f} m, {self.frame_count} frames, "
-                    f"camera->command latency mean {lat.mean() if len(lat) else float('nan'):.2f} ms, "
-                    f"{self.lockstep_timeouts} command time-outs"
-                )
-                if self.params["exit_on_end"]:
-                    self._stop.wait(float(self.params["linger"]))
-            except Exception as error:  # report, do not hang the launcher
-                self.get_logger().error(f"simulation failed: {error!r}")
-                self.end_reason = "error"
-            finally:
-                self.finished.set()
-
-        def _run_episode(self):
-            """The episode by sim.clock's rules (lock-step or real-time), the brain reached over DDS."""
-            clock = self._episode = EpisodeClock(self.config, self.timeout_s, stop=self._stop)
-
-            def on_step(reason):
-                self._publish_odom_and_clock()
-                if not reason and self.world.sim_time_s % 1.0 < self.config.physics_dt_s - 1e-9:
-                    self._publish_stats(clock.wall0)
-
-            return clock.run(self.world, DdsBrainLink(self), on_step=on_step)
-
-    return SimNode
-
-
-SimNode = lazy_node_class(_make_node_class, "SimNode")
+        return clock.run(self.world, DdsBrainLink(self), on_step=on_step)
 
 
 def main(args=None) -> int:
-    from pilotnet_brain.errors import CircuitError, ConfigError
-
     return run_node(
         NODE_NAME,
         SimNode,
-        lambda: (ConfigError, CircuitError, ValueError, FileNotFoundError),
         done=lambda node: node.finished.is_set(),
         on_start=lambda node: node.start(),
         on_stop=lambda node: node.stop(),

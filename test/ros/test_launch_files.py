@@ -1,7 +1,7 @@
 """The launch files (genuine ROS 2 Python launch files) and the launcher describe the same graph.
 
 `launch`/`launch_ros` are not pip-installable, so the files are parsed with `ast` (executables, node
-names, parameters files, the LARGE_DATA environment must match launcher.py and setup.py) and run with
+names, parameters files, the Fast DDS profile must match launcher.py and setup.py) and run with
 stand-ins for the launch classes that record how the file built them (launch arguments: names, defaults
 and descriptions from the schemas of pilotnet_brain.config; node parameters known to the nodes' schemas).
 Where launch_ros imports (a ROS 2 install), the descriptions are also built for real.
@@ -78,9 +78,6 @@ def test_simulation_launch_matches_launcher(tmp_path):
     for exe, params in known.items():
         assert dict_keys(kw(found[exe], "parameters")) <= set(params), exe
     assert kw(found["bag_recorder"], "condition") is not None
-    # LARGE_DATA for the images
-    env = [(c.args[0].value, c.args[1].value) for c in calls(tree, "SetEnvironmentVariable")]
-    assert env == list(launcher.topics.FASTDDS_ENV.items())
     # the launcher passes the same parameter names, with the same files
     graph = launcher.simulation_graph(
         "simple_circuit", "cw", "explicit", clock="lockstep", out_dir=tmp_path, timeout=5.0, domain_id=50
@@ -95,8 +92,8 @@ def test_simulation_launch_matches_launcher(tmp_path):
         assert passed <= launch_names, exe
     assert argv["sim_node"][argv["sim_node"].index("--params-file") + 1].endswith("config/simulation.yaml")
     assert argv["brain_node"][argv["brain_node"].index("--params-file") + 1].endswith("config/brains/explicit.yaml")
-    assert graph.env["FASTDDS_BUILTIN_TRANSPORTS"] == "LARGE_DATA" and graph.env["ROS_DOMAIN_ID"] == "50"
-    assert "ROS_AUTOMATIC_DISCOVERY_RANGE" not in launcher.topics.FASTDDS_ENV
+    assert graph.env["FASTDDS_DEFAULT_PROFILES_FILE"] == str(ROOT / "config" / "fastdds.xml")
+    assert "FASTDDS_BUILTIN_TRANSPORTS" not in graph.env and graph.env["ROS_DOMAIN_ID"] == "50"
 
 
 def test_brain_launch_matches_launcher():
@@ -104,7 +101,7 @@ def test_brain_launch_matches_launcher():
     assert set(nodes(tree)) == {"brain_node"}
     graph = launcher.brain_graph("pilotnet_fp32")
     assert graph.processes[0].argv[-1].endswith("config/brains/pilotnet_fp32.yaml")
-    assert graph.env["FASTDDS_BUILTIN_TRANSPORTS"] == "LARGE_DATA"
+    assert graph.env["FASTDDS_DEFAULT_PROFILES_FILE"] == str(ROOT / "config" / "fastdds.xml")
 
 
 # --- the launch files run against recording stand-ins of launch / launch_ros -----------------------
@@ -204,6 +201,17 @@ def test_simulation_launch_arguments_come_from_the_schemas(monkeypatch):
     assert used == set(arguments), "every launch argument is used, and only declared ones are"
 
 
+@pytest.mark.parametrize("name", ["simulation.launch.py", "brain.launch.py"])
+def test_launch_files_give_the_nodes_the_fastdds_profile(name, monkeypatch):
+    (env,) = of_type(run_launch_file(name, monkeypatch), "SetEnvironmentVariable")
+    variable, path = env.args
+    assert variable == launcher.topics.FASTDDS_PROFILE_VARIABLE
+    share, *parts = path.args[0]
+    assert type(share).__name__ == "FindPackageShare" and share.args == ("pilotnet_brain",)
+    assert parts == ["config", launcher.topics.FASTDDS_PROFILE_FILE]
+    assert launcher.fastdds_environment() == {variable: str(ROOT.joinpath(*parts))}
+
+
 def test_brain_launch_arguments_come_from_the_schemas(monkeypatch):
     entities = run_launch_file("brain.launch.py", monkeypatch)
     check_declared(of_type(entities, "DeclareLaunchArgument"), config.BRAIN_LAUNCH_ARGUMENTS)
@@ -213,7 +221,7 @@ def test_brain_launch_arguments_come_from_the_schemas(monkeypatch):
 
 
 def test_shipped_brain_configs_are_valid():
-    from pilotnet_brain.ros.brain_node import load_brain_parameters
+    from pilotnet_brain.ros.params import load_brain_parameters
 
     files = sorted((ROOT / "config" / "brains").glob("*.yaml"))
     assert {f.name for f in files} >= {"explicit.yaml", "pilotnet_fp32.yaml"}

@@ -14,6 +14,8 @@ from conftest import unique_domain_id
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 
+from pilotnet_brain.ros.launcher import fastdds_environment
+
 
 def camera_frame():
     from pilotnet_brain.sim.circuits import load_circuit
@@ -24,7 +26,8 @@ def camera_frame():
 
 @pytest.fixture
 def ctx(monkeypatch):
-    monkeypatch.setenv("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")  # read when the DDS participant is created
+    for key, value in fastdds_environment().items():
+        monkeypatch.setenv(key, value)  # read when this process's first DDS participant is created
     context = rclpy.Context()
     rclpy.init(context=context, domain_id=unique_domain_id())
     yield context
@@ -219,7 +222,7 @@ def test_unknown_parameter_is_a_clear_error(ctx):
 
 def test_yaml_with_unknown_parameter_is_refused(tmp_path):
     from pilotnet_brain.errors import ConfigError
-    from pilotnet_brain.ros.brain_node import load_brain_parameters
+    from pilotnet_brain.ros.params import load_brain_parameters
 
     bad = tmp_path / "bad.yaml"
     bad.write_text("brain_node:\n  ros__parameters:\n    brain: explicit\n    max_sped: 3.0\n")
@@ -374,7 +377,7 @@ def test_a_node_whose_ros_teardown_hangs_still_exits_with_its_code(tmp_path):
         "class Stuck(Node):\n"
         "    def destroy_node(self):\n"
         "        time.sleep(60)\n"
-        "raise SystemExit(node_runtime.run_node('stuck', lambda: Stuck('stuck'), lambda: (),\n"
+        "raise SystemExit(node_runtime.run_node('stuck', lambda: Stuck('stuck'),\n"
         "                                       done=lambda node: True, exit_code=lambda node: 3))\n"
     )
     env = dict(os.environ, ROS_DOMAIN_ID=str(unique_domain_id()))

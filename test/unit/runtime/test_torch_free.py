@@ -28,7 +28,7 @@ from pilotnet_brain.model.labels import DEFAULT_LABEL_RANGES
 from pilotnet_brain.model.network import PilotNet
 from pilotnet_brain.model.preprocessing import INPUT_SHAPE
 from pilotnet_brain.model.weights import save_model
-from pilotnet_brain.ros.launcher import ros_environment
+from pilotnet_brain.ros.launcher import fastdds_environment, ros_environment
 from pilotnet_brain.runtime.catalog import BACKENDS
 
 TORCH_FREE = ("onnx_int8", "tflite_fp32")
@@ -134,7 +134,7 @@ def test_brain_node_serves_its_preset_without_torch(name, variant_files, torch_f
     node_command += ["-p", f"model_path:={model}"]
     proc = subprocess.Popen(node_command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
-    for key, value in topics.FASTDDS_ENV.items():
+    for key, value in fastdds_environment().items():
         monkeypatch.setenv(key, value)  # read when this process's DDS participant is created
     context = rclpy.Context()
     rclpy.init(context=context, domain_id=domain_id)
