@@ -24,7 +24,7 @@ import rclpy
 from geometry_msgs.msg import Twist
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
 from std_msgs.msg import Float64MultiArray
 
@@ -38,6 +38,7 @@ from pilotnet_brain.ros.image_conversion import ImageConversionError, image_to_m
 from pilotnet_brain.ros.messages import stats_layout
 from pilotnet_brain.ros.node_runtime import run_node
 from pilotnet_brain.ros.params import brain_label
+from pilotnet_brain.ros.qos import RELIABLE
 from pilotnet_brain.sim.circuits import load_circuit
 from pilotnet_brain.sim.world import World
 
@@ -82,8 +83,7 @@ class BrainNode(Node):
         self._twist = Twist()
         self._stats = Float64MultiArray(layout=stats_layout(topics.BRAIN_STATS_FIELDS))
         self.cmd_pub = self.create_publisher(Twist, p["cmd_vel_topic"], 10)
-        stats_qos = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
-        self.stats_pub = self.create_publisher(Float64MultiArray, p["stats_topic"], stats_qos)
+        self.stats_pub = self.create_publisher(Float64MultiArray, p["stats_topic"], RELIABLE)
         # The subscription is created last: a subscriber on the camera topic means "brain ready".
         self.image_sub = self.create_subscription(Image, p["camera_topic"], self.on_image, qos_profile_sensor_data)
         self.watchdog_timeout = float(p["watchdog_timeout"])

@@ -22,7 +22,6 @@ import numpy as np
 from geometry_msgs.msg import Twist
 from nav_msgs.msg import Odometry
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import Float64MultiArray, String
 
 from pilotnet_brain import interfaces as topics
@@ -35,6 +34,7 @@ from pilotnet_brain.ros.declare import declare_node_parameters
 from pilotnet_brain.ros.image_conversion import stamp_to_s
 from pilotnet_brain.ros.node_runtime import run_node
 from pilotnet_brain.ros.params import brain_label, load_brain_parameters
+from pilotnet_brain.ros.qos import LATCHED, RELIABLE
 from pilotnet_brain.sim.circuits import load_circuit
 from pilotnet_brain.sim.record import RunRecord
 
@@ -107,16 +107,6 @@ def append_summary_row(metrics: dict, path) -> None:
         f.write(text)
 
 
-reliable = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
-
-latched = QoSProfile(
-    depth=1,
-    reliability=ReliabilityPolicy.RELIABLE,
-    history=HistoryPolicy.KEEP_LAST,
-    durability=DurabilityPolicy.TRANSIENT_LOCAL,
-)
-
-
 class MetricsNode(Node):
     def __init__(self, **node_kwargs):
         super().__init__(NODE_NAME, **node_kwargs)
@@ -138,15 +128,15 @@ class MetricsNode(Node):
         self._stamp_to_s = stamp_to_s
         self._cmd_sub = self.create_subscription(Twist, p["cmd_vel_topic"], self._on_cmd, 10)
         self._stats_sub = self.create_subscription(
-            Float64MultiArray, p["brain_stats_topic"], self._on_brain_stats, reliable
+            Float64MultiArray, p["brain_stats_topic"], self._on_brain_stats, RELIABLE
         )
-        self.create_subscription(Float64MultiArray, p["sim_stats_topic"], self._on_sim_stats, latched)
-        self.create_subscription(String, p["status_topic"], self._on_status, latched)
+        self.create_subscription(Float64MultiArray, p["sim_stats_topic"], self._on_sim_stats, LATCHED)
+        self.create_subscription(String, p["status_topic"], self._on_status, LATCHED)
         self.create_timer(0.05, self._check_done)
         # Odometry last: sim_node starts the episode once its odometry has all its subscribers, so
         # subscribing only after the brain's topics have matched publishers means no brain stats
         # are missed (each publisher/subscription pair is discovered independently).
-        self._odom_args = (Odometry, p["odom_topic"], self._on_odom, reliable)
+        self._odom_args = (Odometry, p["odom_topic"], self._on_odom, RELIABLE)
         self._gate_deadline = time.monotonic() + topics.DISCOVERY_GATE_TIMEOUT_S
         self._gate_timer = self.create_timer(0.05, self._subscribe_odometry_when_matched)
         self.get_logger().info(f"scoring {self.brain} on {p['circuit']} {p['direction']} -> {p['output_dir']}")

@@ -36,7 +36,7 @@ import numpy as np
 from geometry_msgs.msg import Twist
 from nav_msgs.msg import Odometry
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import qos_profile_sensor_data
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image
 from std_msgs.msg import Float64MultiArray, String
@@ -48,6 +48,7 @@ from pilotnet_brain.ros.declare import declare_node_parameters
 from pilotnet_brain.ros.image_conversion import image_to_msg, set_stamp
 from pilotnet_brain.ros.messages import stats_layout
 from pilotnet_brain.ros.node_runtime import run_node
+from pilotnet_brain.ros.qos import LATCHED, RELIABLE
 from pilotnet_brain.sim.circuits import load_circuit
 from pilotnet_brain.sim.clock import EpisodeClock, Reply
 from pilotnet_brain.sim.settings import sim_config_from_parameters
@@ -127,16 +128,6 @@ class DdsBrainLink:
         pass
 
 
-reliable = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
-
-latched = QoSProfile(
-    depth=1,
-    reliability=ReliabilityPolicy.RELIABLE,
-    history=HistoryPolicy.KEEP_LAST,
-    durability=DurabilityPolicy.TRANSIENT_LOCAL,
-)
-
-
 class SimNode(Node):
     def __init__(self, **node_kwargs):
         created = time.monotonic()  # the node brings up this process's DDS participant
@@ -149,12 +140,12 @@ class SimNode(Node):
         self.timeout_s = self.config.timeout_s or default_timeout_s(self.circuit)
 
         self.image_pub = self.create_publisher(Image, p["camera_topic"], qos_profile_sensor_data)
-        self.odom_pub = self.create_publisher(Odometry, p["odom_topic"], reliable)
+        self.odom_pub = self.create_publisher(Odometry, p["odom_topic"], RELIABLE)
         self.clock_pub = self.create_publisher(Clock, topics.CLOCK_TOPIC, 10)
-        self.status_pub = self.create_publisher(String, p["status_topic"], latched)
-        self.stats_pub = self.create_publisher(Float64MultiArray, topics.SIM_STATS_TOPIC, latched)
+        self.status_pub = self.create_publisher(String, p["status_topic"], LATCHED)
+        self.stats_pub = self.create_publisher(Float64MultiArray, topics.SIM_STATS_TOPIC, LATCHED)
         self.create_subscription(Twist, p["cmd_vel_topic"], self._on_cmd, 10)
-        self.create_subscription(Float64MultiArray, p["brain_stats_topic"], self._on_brain_stats, reliable)
+        self.create_subscription(Float64MultiArray, p["brain_stats_topic"], self._on_brain_stats, RELIABLE)
 
         self._cond = threading.Condition()
         self._cmd = STOP

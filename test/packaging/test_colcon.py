@@ -19,6 +19,7 @@ INSTALLED = [
     f"lib/{PKG}/bag_recorder",
     f"share/{PKG}/package.xml",
     f"share/{PKG}/config/simulation.yaml",
+    f"share/{PKG}/config/fastdds.xml",
     f"share/{PKG}/config/brains/pilotnet_fp32.yaml",
     f"share/{PKG}/launch/simulation.launch.py",
     f"share/{PKG}/launch/brain.launch.py",

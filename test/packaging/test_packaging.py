@@ -87,10 +87,12 @@ def test_setup_data_files(setup_kwargs):
     assert "package.xml" in data["share/" + PKG]
     # every launch file and config file in the tree is installed
     launch = sorted(str(p.relative_to(REPO)) for p in (REPO / "launch").glob("*.py"))
-    config = sorted(str(p.relative_to(REPO)) for p in (REPO / "config").glob("*.yaml"))
+    config = sorted(
+        str(p.relative_to(REPO)) for pattern in ("*.yaml", "*.xml") for p in (REPO / "config").glob(pattern)
+    )
     assert sorted(data["share/%s/launch" % PKG]) == launch
     assert sorted(data["share/%s/config" % PKG]) == config
-    assert "config/simulation.yaml" in config
+    assert "config/simulation.yaml" in config and "config/fastdds.xml" in config
 
 
 def test_setup_entry_point(setup_kwargs):
