@@ -1,12 +1,14 @@
 """Closed-loop simulation: sim_node (embedded simulator on Gazebo's F1 topics) + brain_node + metrics_node.
 
     ros2 launch pilotnet_brain simulation.launch.py circuit:=montreal direction:=ccw \
-        brain_config:=<share>/config/brains/pilotnet_fp32.yaml [clock:=lockstep] [record:=true] [out_dir:=runs/ros]
+        brain_config:=<share>/config/brains/pilotnet_fp32.yaml [clock:=lockstep] [record:=true] [out_dir:=runs/ros] \
+        [use_sim_time:=true]
 
 Without `ros2 launch`, `pilotnet-brain launch simulation ...` (pilotnet_brain/ros/launcher.py) starts the
 same executables with the same parameters files; test/ros/test_launch_files.py keeps the two in step.
 The launch arguments (names, defaults, descriptions) come from pilotnet_brain.config, the nodes' schemas.
-The graph shuts down when metrics_node has written the run's metrics and exits.
+The graph shuts down when metrics_node has written the run's metrics and exits. use_sim_time:=true gives
+every node sim_node's /clock as its clock (as with Gazebo).
 """
 
 from launch.actions import DeclareLaunchArgument, EmitEvent, RegisterEventHandler, SetEnvironmentVariable
@@ -19,6 +21,13 @@ from launch_ros.substitutions import FindPackageShare
 
 from launch import LaunchDescription
 from pilotnet_brain.config import SIMULATION_LAUNCH_ARGUMENTS, launch_default
+
+
+def _shutdown_if_recorder_failed(event, _context):
+    if event.returncode != 0:
+        reason = f"bag_recorder exited with code {event.returncode}: the run is not recorded completely"
+        return [EmitEvent(event=Shutdown(reason=reason))]
+    return None
 
 
 def generate_launch_description():
@@ -44,6 +53,7 @@ def generate_launch_description():
     record = LaunchConfiguration("record")
     out_dir = LaunchConfiguration("out_dir")
     timeout = LaunchConfiguration("timeout")
+    use_sim_time = LaunchConfiguration("use_sim_time")  # ROS's own parameter, given to every node
 
     metrics = Node(
         package="pilotnet_brain",
@@ -57,6 +67,7 @@ def generate_launch_description():
                 "scale": scale,
                 "brain_config": brain_config,
                 "output_dir": out_dir,
+                "use_sim_time": use_sim_time,
             }
         ],
     )
@@ -65,7 +76,7 @@ def generate_launch_description():
         executable="brain_node",
         name="brain_node",
         output="screen",
-        parameters=[brain_config],
+        parameters=[brain_config, {"use_sim_time": use_sim_time}],
     )
     sim = Node(
         package="pilotnet_brain",
@@ -83,6 +94,8 @@ def generate_launch_description():
                 "wait_for_metrics": True,
                 # start once metrics_node (and bag_recorder, when recording) listen
                 "odom_subscribers": PythonExpression(["2 if '", record, "'.lower() == 'true' else 1"]),
+                "camera_reliable": record,  # recording: the recorder gets every frame
+                "use_sim_time": use_sim_time,
             },
         ],
     )
@@ -100,6 +113,7 @@ def generate_launch_description():
                 "scale": scale,
                 "clock": clock,
                 "brain_config": brain_config,
+                "use_sim_time": use_sim_time,
             }
         ],
     )
@@ -122,5 +136,7 @@ def generate_launch_description():
                     on_exit=[EmitEvent(event=Shutdown(reason="metrics_node wrote the run's metrics"))],
                 )
             ),
+            # A recorder that fails (an existing bag directory, a crash) ends the run at once, saying so.
+            RegisterEventHandler(OnProcessExit(target_action=recorder, on_exit=_shutdown_if_recorder_failed)),
         ]
     )

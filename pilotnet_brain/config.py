@@ -236,6 +236,13 @@ SIM_NODE = NodeSchema(
     SIMULATOR_PARAMETERS
     + (
         _topic("camera_topic", topics.CAMERA_TOPIC, "camera images out"),
+        Parameter(
+            "camera_reliable",
+            bool,
+            False,
+            "publish the camera reliably; lockstep: each frame waits until reliable subscribers (bag_recorder) have it",
+        ),
+        _topic("camera_info_topic", topics.CAMERA_INFO_TOPIC, "camera intrinsics out (CameraInfo), per frame"),
         _topic("cmd_vel_topic", topics.CMD_VEL_TOPIC, "commands in"),
         _topic("odom_topic", topics.ODOM_TOPIC, "odometry out, after every physics step"),
         _topic("status_topic", topics.EPISODE_STATUS_TOPIC, "episode status out (transient local)"),
@@ -296,7 +303,6 @@ BAG_RECORDER = NodeSchema(
         Parameter("storage", str, "mcap", "rosbag2 storage", choices=("mcap", "sqlite3")),
         Parameter("record_camera", bool, True, "record the camera images"),
         Parameter("camera_stride", int, 1, "keep every N-th camera image", min=1),
-        Parameter("camera_depth", int, 10, "camera subscription queue depth", min=1),
         Parameter("stop_on_episode_end", bool, True, "stop end_grace_s after the episode status says the run ended"),
         _seconds("end_grace_s", 1.0, "s recorded after the end of the episode"),
         Parameter("compute_metrics", bool, True, "recompute the metrics from the closed bag"),
@@ -309,12 +315,21 @@ BAG_RECORDER = NodeSchema(
         Parameter("brain_config", str, "", "path or text of the brain preset (metadata; gives the brain label)"),
         Parameter("run_config_json", str, "", "a JSON object merged into the run's metadata"),
         Parameter("query_nodes", bool, True, "ask sim_node and metrics_node for what was not given"),
-        _seconds("gate_timeout_s", topics.DISCOVERY_GATE_TIMEOUT_S, "wall s to wait for the brain's topics"),
+        _seconds(
+            "gate_timeout_s",
+            topics.DISCOVERY_GATE_TIMEOUT_S,
+            "wall s to wait for the other topics' publishers before subscribing odometry and status",
+        ),
     )
     + tuple(_topic(f"topic_{role}", topic, f"{role} topic") for role, topic in topics.DEFAULT_TOPICS.items()),
 )
 
 NODE_SCHEMAS = {s.node: s for s in (BRAIN_NODE, SIM_NODE, METRICS_NODE, BAG_RECORDER)}
+
+#: ROS's own parameter, given to every node by both launch files.
+USE_SIM_TIME = Parameter(
+    "use_sim_time", bool, False, "every node's clock follows /clock (Gazebo's or sim_node's): watchdog, timers, logs"
+)
 
 #: Arguments of launch/simulation.launch.py (and of the launcher's run_simulation): each is the node
 #: parameter it sets, under the launch argument's name.
@@ -327,8 +342,18 @@ SIMULATION_LAUNCH_ARGUMENTS = (
     Parameter("record", bool, False, "also record a rosbag2 bag (bag_recorder)"),
     replace(METRICS_NODE["output_dir"], name="out_dir"),
     SIM_NODE["timeout"],
+    USE_SIM_TIME,
 )
-BRAIN_LAUNCH_ARGUMENTS = tuple(a for a in SIMULATION_LAUNCH_ARGUMENTS if a.name == "brain_config")
+#: Arguments of launch/brain.launch.py (and of the launcher's run_brain): the brain on a Gazebo car's
+#: topics. camera_topic and cmd_vel_topic are remappings of brain_node's topics (a relative name resolves
+#: inside the namespace), as ROS tools expect of a node started next to a simulator.
+BRAIN_LAUNCH_ARGUMENTS = (
+    *(a for a in SIMULATION_LAUNCH_ARGUMENTS if a.name == "brain_config"),
+    Parameter("namespace", str, "", "ROS namespace of brain_node (and of its relative topic names); '' = none"),
+    replace(BRAIN_NODE["camera_topic"], doc="camera images in, remapped (sensor_msgs/Image)"),
+    replace(BRAIN_NODE["cmd_vel_topic"], doc="commands out, remapped (geometry_msgs/Twist)"),
+    USE_SIM_TIME,
+)
 
 
 def launch_default(argument: Parameter) -> str:

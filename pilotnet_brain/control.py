@@ -26,6 +26,8 @@ STOP = Command(0.0, 0.0)
 class BrainOutput:
     command: Command
     inference_s: float | None = None  # forward-pass time; None: the whole step counts as inference
+    # Non-empty: the brain cannot see what it steers by (why, in words) and is slowing to a stop.
+    blind: str = ""
 
 
 class Brain(Protocol):

@@ -21,3 +21,7 @@ class ImageError(ValueError):
 
 class BackendUnavailable(RuntimeError):
     """The runtime a backend needs (a package, a GPU, TensorRT) is missing; the message says what to install."""
+
+
+class RecordingError(RuntimeError):
+    """A dataset recording that could not be completed; what was recorded is kept, marked incomplete."""

@@ -8,7 +8,9 @@ unchanged and `sim_node` is a drop-in stand-in for Gazebo.
 | /F1ROS/cameraL/image_raw | sensor_msgs/Image (rgb8, 640x480, stamp = sim time) | sim_node / Gazebo -> brain_node |
 | /F1ROS/cmd_vel | geometry_msgs/Twist (linear.x = v m/s, angular.z = w rad/s) | brain_node -> sim_node, metrics_node |
 | /F1ROS/odom | nav_msgs/Odometry (every physics step) | sim_node -> metrics_node |
-| /clock | rosgraph_msgs/Clock | sim_node -> anyone with use_sim_time |
+| /F1ROS/cameraL/camera_info | sensor_msgs/CameraInfo (640x480 pinhole, 60 deg HFOV) | sim_node / Gazebo -> tools |
+| /clock | rosgraph_msgs/Clock | sim_node / Gazebo -> every node with use_sim_time |
+| /tf | tf2_msgs/TFMessage (odom -> base_link; needs tf2_msgs) | sim_node / Gazebo -> RViz, Foxglove |
 | /brain_node/stats (~/stats) | std_msgs/Float64MultiArray, layout BRAIN_STATS_FIELDS | brain_node -> sim_node (lockstep), metrics_node |
 | /F1ROS/episode_status | std_msgs/String, one of EPISODE_STATES (transient local) | sim_node -> metrics_node, launcher |
 | /sim_node/stats | std_msgs/Float64MultiArray, layout SIM_STATS_FIELDS | sim_node -> metrics_node |
@@ -17,9 +19,13 @@ unchanged and `sim_node` is a drop-in stand-in for Gazebo.
 from __future__ import annotations
 
 CAMERA_TOPIC = "/F1ROS/cameraL/image_raw"
+#: The camera's intrinsics, next to its images (as Gazebo's camera plugins publish them).
+CAMERA_INFO_TOPIC = "/F1ROS/cameraL/camera_info"
 CMD_VEL_TOPIC = "/F1ROS/cmd_vel"
 ODOM_TOPIC = "/F1ROS/odom"
 CLOCK_TOPIC = "/clock"
+#: odom -> base_link (tf2_msgs/TFMessage), as a Gazebo car's odometry plugin broadcasts it.
+TF_TOPIC = "/tf"
 #: Relative to the brain node: resolves to /brain_node/stats.
 BRAIN_STATS_TOPIC = "~/stats"
 BRAIN_STATS_TOPIC_RESOLVED = "/brain_node/stats"
@@ -76,6 +82,17 @@ DEFAULT_TYPES = {
     "stats": "std_msgs/msg/Float64MultiArray",
     "status": "std_msgs/msg/String",
     "sim_stats": "std_msgs/msg/Float64MultiArray",
+}
+
+#: What a Gazebo car (or sim_node in its place) exchanges with the graph: role -> (topic, ROS 2 type).
+#: config/ros_gz_bridge.yaml bridges exactly these from a Gazebo (gz sim) world.
+GAZEBO_TOPICS = {
+    "clock": (CLOCK_TOPIC, DEFAULT_TYPES["clock"]),
+    "camera": (CAMERA_TOPIC, DEFAULT_TYPES["camera"]),
+    "camera_info": (CAMERA_INFO_TOPIC, "sensor_msgs/msg/CameraInfo"),
+    "cmd_vel": (CMD_VEL_TOPIC, DEFAULT_TYPES["cmd_vel"]),
+    "odom": (ODOM_TOPIC, DEFAULT_TYPES["odom"]),
+    "tf": (TF_TOPIC, "tf2_msgs/msg/TFMessage"),
 }
 
 #: The graph's Fast DDS participant profile (config/fastdds.xml), which every node loads through the

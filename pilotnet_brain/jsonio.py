@@ -3,6 +3,9 @@
 Metrics, bag side files and benchmark results hold floats that may be NaN (a run with no lap has no
 lap time) and numpy scalars; :func:`clean_json` turns them into what strict JSON can hold, and
 :func:`write_json_atomic` writes through a temporary file so a reader never sees half a file.
+Every other result file (CSV, Markdown, PNG) goes through the same :func:`write_bytes_atomic`: the
+bytes go to a temporary file beside the target, which then replaces it; on any failure (a full disk)
+the temporary file is removed and the target is left as it was.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["clean_json", "dumps_strict", "write_json_atomic"]
+__all__ = ["clean_json", "dumps_strict", "write_bytes_atomic", "write_json_atomic", "write_text_atomic"]
 
 
 def clean_json(value):
@@ -48,9 +51,30 @@ def dumps_strict(value, indent: int | None = 2) -> str:
 def write_json_atomic(value, path, indent: int | None = 2) -> Path:
     """Write ``value`` as strict JSON (see :func:`dumps_strict`) plus a newline; create the parent
     directory; replace the file atomically. Returns the path."""
+    return write_text_atomic(dumps_strict(value, indent) + "\n", path)
+
+
+def write_text_atomic(text: str, path) -> Path:
+    """Write ``text`` (UTF-8, newlines as given) through :func:`write_bytes_atomic`. Returns the path."""
+    return write_bytes_atomic(text.encode("utf-8"), path)
+
+
+def write_bytes_atomic(data: bytes, path) -> Path:
+    """Write ``data`` to a temporary file beside ``path`` (creating the directory), then rename it over
+    ``path``. On any failure the temporary file is removed and ``path`` keeps its old content. Returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(dumps_strict(value, indent) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        _write_file(tmp, data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return path
+
+
+def _write_file(path: Path, data: bytes) -> None:
+    # The one place bytes reach the disk (tests simulate a full disk here).
+    with open(path, "wb") as f:
+        f.write(data)

@@ -30,6 +30,7 @@ __all__ = [
     "STORAGE_IDS",
     "BagWriter",
     "is_bag",
+    "offered_qos",
     "read_side_file",
     "typestore",
     "write_side_file",
@@ -55,6 +56,53 @@ def typestore():
     return _TYPESTORE
 
 
+#: RMW_DURATION_INFINITE in ns, as rclpy reports an unset deadline, lifespan or lease duration.
+INFINITE_NS = 2**63 - 1
+
+
+def offered_qos(
+    *,
+    history: int,
+    depth: int,
+    reliability: int,
+    durability: int,
+    deadline_ns: int = INFINITE_NS,
+    lifespan_ns: int = INFINITE_NS,
+    liveliness: int = 1,
+    liveliness_lease_duration_ns: int = INFINITE_NS,
+    avoid_ros_namespace_conventions: bool = False,
+):
+    """One publisher's QoS as a bag's ``offered_qos_profiles`` entry (rosbags ``Qos``).
+
+    Takes the rmw enum values (rclpy's HistoryPolicy, ReliabilityPolicy, ... share them with rosbags)
+    and durations in ns, so this module needs no rclpy; rosbag2 stores what the publishers offered
+    (``ros2 bag play`` republishes with it), and so does the recorder.
+    """
+    from rosbags.interfaces import (  # noqa: PLC0415 (rosbags: the optional 'ros' extra)
+        Qos,
+        QosDurability,
+        QosHistory,
+        QosLiveliness,
+        QosReliability,
+        QosTime,
+    )
+
+    def duration(ns: int) -> QosTime:
+        return QosTime(*divmod(int(ns), 1_000_000_000))
+
+    return Qos(
+        history=QosHistory(int(history)),
+        depth=int(depth),
+        reliability=QosReliability(int(reliability)),
+        durability=QosDurability(int(durability)),
+        deadline=duration(deadline_ns),
+        lifespan=duration(lifespan_ns),
+        liveliness=QosLiveliness(int(liveliness)),
+        liveliness_lease_duration=duration(liveliness_lease_duration_ns),
+        avoid_ros_namespace_conventions=bool(avoid_ros_namespace_conventions),
+    )
+
+
 def _storage_plugin(storage: str):
     from rosbags.rosbag2 import StoragePlugin  # noqa: PLC0415 (rosbags: the optional 'ros' extra)
 
@@ -70,13 +118,16 @@ class BagWriter:
     ``add_topic(topic, msgtype)`` registers a connection with its full message definition and
     RIHS01 hash (so ``ros2 bag info``/``ros2 bag play`` know the type); ``write_raw`` stores CDR bytes
     as received from DDS; ``write_msg`` serialises a rosbags message object first.  ``close`` writes
-    ``metadata.yaml`` (with ``custom_data``) and is safe to call twice.
+    ``metadata.yaml`` (with ``custom_data``) and is safe to call twice.  A bag is never overwritten:
+    an existing ``path`` is a FileExistsError.
     """
 
     def __init__(self, path, storage: str = "mcap", config: Mapping | None = None):
         from rosbags.rosbag2 import Writer  # noqa: PLC0415 (rosbags: the optional 'ros' extra)
 
         self.path = Path(path)
+        if self.path.exists():
+            raise FileExistsError(f"{self.path} already exists (a bag is never overwritten; choose a new directory)")
         self.storage = (storage or "mcap").lower()
         self.config = dict(config or {})
         self._writer = Writer(self.path, version=9, storage_plugin=_storage_plugin(self.storage))
@@ -92,6 +143,7 @@ class BagWriter:
         self._writer.set_custom_data(CUSTOM_DATA_KEY, dumps_strict(self.config, indent=None))
 
     def add_topic(self, topic: str, msgtype: str, qos_profiles=()) -> None:
+        """Register ``topic``; ``qos_profiles``: what its publishers offered (``offered_qos``), as rosbag2 does."""
         if topic in self._connections:
             return
         ts = typestore()

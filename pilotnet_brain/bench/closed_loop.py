@@ -29,7 +29,7 @@ from pilotnet_brain.bags.score import metrics_from_bag
 from pilotnet_brain.bags.writer import SIDE_FILE, is_bag
 from pilotnet_brain.evaluation.metrics import metrics_table, write_table
 from pilotnet_brain.evaluation.plots import plot_runs_bar
-from pilotnet_brain.jsonio import write_json_atomic
+from pilotnet_brain.jsonio import write_json_atomic, write_text_atomic
 from pilotnet_brain.sim.builtin_circuits import TEST_CIRCUITS
 
 __all__ = [
@@ -329,7 +329,7 @@ def write_outputs(rows: list[dict], out_dir: Path, name: str = "benchmark") -> l
     written = []
     for fmt, suffix in (("markdown", ".md"), ("csv", ".csv")):
         p = out_dir / f"{name}{suffix}"
-        p.write_text(summary_table(summary, fmt), encoding="utf-8")
+        write_text_atomic(summary_table(summary, fmt), p)
         written.append(p)
     md, csv_path = write_table(rows, out_dir / f"{name}_runs")
     written += [Path(md), Path(csv_path)]

@@ -9,6 +9,7 @@ throughput at batch 32 | speed-up vs FP32 eager (batch 1, 1 thread, this run).
 from __future__ import annotations
 
 import csv
+import io
 import json
 import subprocess
 import sys
@@ -19,7 +20,9 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from pilotnet_brain.evaluation.plots import save_png
 from pilotnet_brain.export.registry import METHODS
+from pilotnet_brain.jsonio import write_json_atomic, write_text_atomic
 from pilotnet_brain.sim.builtin_circuits import TEST_CIRCUITS
 
 BASELINE = "torch_fp32"
@@ -176,9 +179,9 @@ def observations(rows: list[dict]) -> str:
 
 def write_outputs(rows: list[dict], out_dir: Path) -> None:
 
-    (out_dir / "offline_benchmark.json").write_text(json.dumps(rows, indent=2) + "\n")
+    write_json_atomic(rows, out_dir / "offline_benchmark.json")
     md = format_table(rows) + "\n\n" + observations(rows) + "\n"
-    (out_dir / "offline_benchmark.md").write_text(md)
+    write_text_atomic(md, out_dir / "offline_benchmark.md")
     keys = (
         ["method", "precision", "size_mb", "peak_rss_mb"]
         + [f"mse_{c}" for c in TEST_CIRCUITS]
@@ -193,14 +196,15 @@ def write_outputs(rows: list[dict], out_dir: Path) -> None:
             "error",
         ]
     )
-    with open(out_dir / "offline_benchmark.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")
-        w.writeheader()
-        for r in rows:
-            flat = dict(r)
-            for c in TEST_CIRCUITS:
-                flat[f"mse_{c}"] = r.get("mse", {}).get(c)
-            w.writerow(flat)
+    table = io.StringIO()
+    w = csv.DictWriter(table, fieldnames=keys, extrasaction="ignore")
+    w.writeheader()
+    for r in rows:
+        flat = dict(r)
+        for c in TEST_CIRCUITS:
+            flat[f"mse_{c}"] = r.get("mse", {}).get(c)
+        w.writerow(flat)
+    write_text_atomic(table.getvalue(), out_dir / "offline_benchmark.csv")
     plot_scatter(rows, out_dir / "offline_benchmark.png")
 
 
@@ -225,4 +229,4 @@ def plot_scatter(rows: list[dict], path: Path) -> None:
     ax.set_title("PilotNet variants: latency vs accuracy (marker size ~ file size)")
     ax.grid(alpha=0.3, which="both")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_png(fig, path, dpi=110)

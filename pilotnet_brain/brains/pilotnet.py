@@ -58,7 +58,8 @@ class PilotNetBrain:
         inference = time.perf_counter() - t0
         cmd = Command(v, w)
         if not cmd.is_finite:
-            # A model that outputs NaN/inf must stop the car, not steer it.
-            self.last_error = f"non-finite model output v={v} w={w}; commanding stop"
+            # A model that outputs NaN/inf must stop the car, not steer it; last_error says why (the
+            # simulator ends the run with "brain_error", brain_node logs it).
+            self.last_error = f"model {self.model_path.name} gave a non-finite output (v={v}, w={w}); commanding stop"
             return BrainOutput(STOP, inference)
         return BrainOutput(clamp_command(cmd, self.max_v, self.max_w), inference)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import sys
 import time
 from pathlib import Path
@@ -12,15 +11,31 @@ from pathlib import Path
 from tqdm import tqdm
 
 from pilotnet_brain.bench.simulator import simulator_benchmark
-from pilotnet_brain.brains import make_brain
+from pilotnet_brain.brains import BRAIN_NAMES, make_brain
 from pilotnet_brain.brains.pilotnet import PilotNetBrain
-from pilotnet_brain.cli.common import add_sim_options, directions, sim_config_from_args, split_list
+from pilotnet_brain.cli.common import (
+    DIRECTIONS,
+    add_sim_options,
+    choice_list,
+    circuit_list,
+    circuit_name,
+    directions,
+    existing_file,
+    finite_float,
+    non_negative_int,
+    output_dir,
+    parameter_type,
+    positive_int,
+    sim_settings_from_args,
+)
+from pilotnet_brain.config import BRAIN_NODE, SCALE
 from pilotnet_brain.data.recording import PerturbationSettings, record_dataset
 from pilotnet_brain.evaluation.drive import drive, write_summary
 from pilotnet_brain.evaluation.metrics import metrics_table
-from pilotnet_brain.runtime.catalog import preset_names
+from pilotnet_brain.jsonio import dumps_strict
+from pilotnet_brain.runtime.catalog import BACKEND_NAMES, preset_names
 from pilotnet_brain.sim.builtin_circuits import CIRCUIT_SETS, TRAINING_CIRCUITS
-from pilotnet_brain.sim.circuits import describe_circuits
+from pilotnet_brain.sim.circuits import describe_circuits, load_circuit
 from pilotnet_brain.sim.world import BEHAVIOR_METRICS_TIMEOUTS_S
 
 
@@ -51,37 +66,48 @@ def cmd_presets(args) -> int:
 
 def cmd_drive(args) -> int:
 
-    config = sim_config_from_args(args)
-    circuits = split_list(args.circuit)
+    settings = sim_settings_from_args(
+        args, args.circuit, args.direction, args.scale, default_circuits=["simple_circuit"], default_directions=["ccw"]
+    )
     out_dir = Path(args.out) if args.out else None
-    rows = []
-    brains = split_list(args.brain)
-    if (args.model or args.device) and "pilotnet" not in brains:
+    if (args.model or args.device) and "pilotnet" not in args.brain:
         raise ValueError("--model/--device apply to the pilotnet brain")
     pilotnet_options = {"model_path": args.model, "backend": args.backend, "threads": args.threads}
     if args.device:
         pilotnet_options["device"] = args.device
-    runs = [(b, c, d) for b in brains for c in circuits for d in args.direction]
-    for brain_name, circuit, direction in runs:
-        brain = make_brain(brain_name, **(pilotnet_options if brain_name == "pilotnet" else {}))
-        bar = tqdm(
-            total=100,
-            desc=f"{brain_name} {Path(circuit).stem} {direction}",
-            unit="%",
-            leave=False,
-            file=sys.stderr,
-            disable=True if args.quiet else None,
-        )
+    # Everything that can be refused is loaded before the first run: circuits, then brains.
+    circuits = [
+        load_circuit(name, direction=direction, scale=settings.scale)
+        for name in settings.circuits
+        for direction in settings.directions
+    ]
+    brains = [make_brain(name, **(pilotnet_options if name == "pilotnet" else {})) for name in args.brain]
+    rows, failed = [], []
+    for brain in brains:
+        for circuit in circuits:
+            bar = tqdm(
+                total=100,
+                desc=f"{brain.name} {circuit.name} {circuit.direction}",
+                unit="%",
+                leave=False,
+                file=sys.stderr,
+                disable=True if args.quiet else None,
+            )
 
-        def progress(fraction, bar=bar):
-            bar.n = min(100, int(fraction * 100))
-            bar.refresh()
+            def progress(fraction, bar=bar):
+                bar.n = min(100, int(fraction * 100))
+                bar.refresh()
 
-        result = drive(circuit, direction, brain, config, scale=args.scale, out_dir=out_dir, progress=progress)
-        bar.close()
-        rows.append(result.metrics)
+            result = drive(circuit, circuit.direction, brain, settings.config, out_dir=out_dir, progress=progress)
+            bar.close()
+            rows.append(result.metrics)
+            if result.log.brain_error:
+                failed.append(
+                    f"{brain.name} on {circuit.name} {circuit.direction}: run ended by brain_error: "
+                    f"{result.log.brain_error}"
+                )
     if args.json:
-        print(json.dumps(rows[0] if len(rows) == 1 else rows, indent=2))
+        print(dumps_strict(rows[0] if len(rows) == 1 else rows))
     else:
         print(metrics_table(rows, fmt="markdown"))
     if out_dir is not None:
@@ -91,12 +117,19 @@ def cmd_drive(args) -> int:
                 f"\nper-run JSON and trajectory plots, summary table and chart in {out_dir}/ "
                 f"({', '.join(p.name for p in written)})"
             )
+    if failed:
+        print(f"pilotnet-brain drive: error: {'; '.join(failed)}", file=sys.stderr)
+        return 2
     return 0 if all(r["completed_pct"] >= 100.0 for r in rows) else 1
 
 
 def cmd_record(args) -> int:
-    config = sim_config_from_args(args)
+    settings = sim_settings_from_args(
+        args, args.circuits, args.direction, None, default_circuits=TRAINING_CIRCUITS, default_directions=DIRECTIONS
+    )
     perturbation = PerturbationSettings(rate_per_s=args.perturbation_rate)
+    if args.model and args.driver != "pilotnet":
+        raise ValueError("--model goes with --driver pilotnet")
     driver = driver_description = None
     if args.driver == "pilotnet":
         driver = PilotNetBrain(args.model)
@@ -105,21 +138,20 @@ def cmd_record(args) -> int:
             "model": driver.model_path.name,
             "model_sha256": hashlib.sha256(driver.model_path.read_bytes()).hexdigest(),
         }
-    elif args.model:
-        raise SystemExit("error: --model goes with --driver pilotnet")
     t0 = time.perf_counter()
     summary = record_dataset(
         Path(args.out),
-        split_list(args.circuits),
-        args.direction,
+        settings.circuits,
+        settings.directions,
         seed=args.seed,
         laps=args.laps,
         frame_stride=args.frame_stride,
         perturbation=perturbation,
         lighting_variation=args.lighting_variation,
-        config=config,
+        config=settings.config,
         driver=driver,
         driver_description=driver_description,
+        scale=settings.scale,
     )
     for s in summary["sequences"]:
         print(
@@ -150,34 +182,56 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_presets)
 
     p = sub.add_parser("drive", help="drive a brain on circuits of the embedded simulator and score it")
-    p.add_argument("--brain", default="explicit", help="brain name(s), comma separated: explicit, pilotnet")
-    p.add_argument("--model", help="pilotnet: model file (default: the shipped weights)")
-    p.add_argument("--backend", default="torch_fp32", help="pilotnet: inference backend")
-    p.add_argument("--device", choices=("cpu", "cuda"), help="pilotnet: device for torch backends")
-    p.add_argument("--threads", type=int, default=1, help="pilotnet: inference threads (default 1)")
     p.add_argument(
-        "--circuit", default="simple_circuit", help="built-in circuit name(s) or CSV path(s), comma separated"
+        "--brain",
+        type=choice_list(BRAIN_NAMES, "brain(s)"),
+        default=["explicit"],
+        help="brain name(s), comma separated: explicit, pilotnet",
     )
-    p.add_argument("--direction", type=directions, default=["ccw"], help="ccw, cw, ccw,cw or both")
-    p.add_argument("--scale", type=float, default=1.0, help="scale factor for CSV circuits")
-    p.add_argument("--out", help="directory for per-run JSON, trajectory plots and the summary table")
+    p.add_argument("--model", type=existing_file, help="pilotnet: model file (default: the shipped weights)")
+    p.add_argument("--backend", choices=BACKEND_NAMES, default="torch_fp32", help="pilotnet: inference backend")
+    p.add_argument("--device", choices=BRAIN_NODE["device"].choices, help="pilotnet: device for torch backends")
+    p.add_argument(
+        "--threads",
+        type=parameter_type(BRAIN_NODE["threads"]),
+        default=1,
+        help="pilotnet: inference threads (default 1; 0: the runtime's default)",
+    )
+    p.add_argument(
+        "--circuit",
+        type=circuit_list,
+        help="built-in circuit name(s) or CSV path(s), comma separated (default: simple_circuit)",
+    )
+    p.add_argument("--direction", type=directions, help="ccw, cw, ccw,cw or both (default: ccw)")
+    p.add_argument("--scale", type=parameter_type(SCALE), help="scale factor for CSV circuits (default 1)")
+    p.add_argument("--out", type=output_dir, help="directory for per-run JSON, trajectory plots and the summary table")
     p.add_argument("--json", action="store_true", help="print only the metrics JSON on stdout")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_sim_options(p)
     p.set_defaults(func=cmd_drive)
 
     p = sub.add_parser("record", help="record a driving dataset labelled by the explicit brain")
-    p.add_argument("--circuits", default=",".join(TRAINING_CIRCUITS), help="comma-separated circuits")
-    p.add_argument("--direction", type=directions, default=["ccw", "cw"], help="ccw, cw, ccw,cw or both")
-    p.add_argument("--out", required=True, help="dataset directory")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--laps", type=int, default=1, help="laps per circuit and direction")
-    p.add_argument("--frame-stride", type=int, default=1, help="keep every N-th camera frame")
     p.add_argument(
-        "--perturbation-rate", type=float, default=0.15, help="steering perturbations per simulated second (0 = none)"
+        "--circuits",
+        type=circuit_list,
+        help=f"comma-separated circuits (default: {','.join(TRAINING_CIRCUITS)})",
+    )
+    p.add_argument("--direction", type=directions, help="ccw, cw, ccw,cw or both (default: both)")
+    p.add_argument("--out", type=output_dir, required=True, help="dataset directory")
+    p.add_argument("--seed", type=non_negative_int, default=0)
+    p.add_argument("--laps", type=positive_int, default=1, help="laps per circuit and direction")
+    p.add_argument("--frame-stride", type=positive_int, default=1, help="keep every N-th camera frame")
+    p.add_argument(
+        "--perturbation-rate",
+        type=finite_float(min=0.0),
+        default=0.15,
+        help="steering perturbations per simulated second (0 = none)",
     )
     p.add_argument(
-        "--lighting-variation", type=float, default=0.0, help="per-lap brightness varies by +- this fraction"
+        "--lighting-variation",
+        type=finite_float(min=0.0, max=1.0, max_exclusive=True),
+        default=0.0,
+        help="per-lap brightness varies by +- this fraction",
     )
     p.add_argument(
         "--driver",
@@ -185,11 +239,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="explicit",
         help="who drives: the expert, or PilotNet while the expert labels every frame (DAgger)",
     )
-    p.add_argument("--model", help="with --driver pilotnet: its weights (default: the shipped model)")
+    p.add_argument(
+        "--model", type=existing_file, help="with --driver pilotnet: its weights (default: the shipped model)"
+    )
     add_sim_options(p)
     p.set_defaults(func=cmd_record)
 
     p = sub.add_parser("sim-benchmark", help="render time per frame and lock-step speed-up over real time")
-    p.add_argument("--frames", type=int, default=500, help="frames to time the renderer on")
-    p.add_argument("--circuit", default="montreal", help="circuit for the lock-step lap")
+    p.add_argument("--frames", type=positive_int, default=500, help="frames to time the renderer on")
+    p.add_argument("--circuit", type=circuit_name, default="montreal", help="circuit for the lock-step lap")
     p.set_defaults(func=cmd_sim_benchmark)

@@ -15,23 +15,26 @@ the expert only labels the frames. A network trained on the expert's own traject
 states it drifts into itself (measured: on its own trajectory the learned brain corrects a lateral
 offset ~60 % less than the expert would); these recordings label exactly those states.
 """
+
 from __future__ import annotations
 
 import csv
-import json
+import io
 import subprocess
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import cv2
 import numpy as np
+from tqdm import tqdm
 
-from pilotnet_brain.control import Command
 from pilotnet_brain.brains.explicit import ExplicitBrain
+from pilotnet_brain.control import Command
+from pilotnet_brain.errors import RecordingError
+from pilotnet_brain.jsonio import write_bytes_atomic, write_json_atomic, write_text_atomic
 from pilotnet_brain.sim.camera import Appearance
 from pilotnet_brain.sim.circuits import load_circuit
 from pilotnet_brain.sim.world import SimConfig, World, run_episode
-from tqdm import tqdm
 
 CSV_COLUMNS = ("image", "v", "w", "x", "y", "yaw", "lateral_offset_m", "t", "perturbed")
 PNG_COMPRESSION = 3  # synthetic frames compress well; 3 is the size/speed sweet spot
@@ -39,15 +42,16 @@ PNG_COMPRESSION = 3  # synthetic frames compress well; 3 is the size/speed sweet
 
 @dataclass(frozen=True)
 class PerturbationSettings:
-    rate_per_s: float = 0.15            # expected perturbations per simulated second
+    rate_per_s: float = 0.15  # expected perturbations per simulated second
     duration_s: tuple[float, float] = (0.3, 0.8)
-    yaw_rate_rps: tuple[float, float] = (0.3, 0.8)   # added to the applied angular velocity
+    yaw_rate_rps: tuple[float, float] = (0.3, 0.8)  # added to the applied angular velocity
 
 
 def git_revision() -> str | None:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                             cwd=Path(__file__).resolve().parent)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=Path(__file__).resolve().parent
+        )
         return out.stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         return None
@@ -73,15 +77,32 @@ class _Perturber:
         return command, False
 
 
-def record_dataset(out_dir: Path, circuits: list[str], directions: list[str], seed: int = 0,
-                   laps: int = 1, frame_stride: int = 1, perturbation: PerturbationSettings | None = None,
-                   lighting_variation: float = 0.0, config: SimConfig | None = None,
-                   show_progress: bool = True, driver=None, driver_description: dict | None = None) -> dict:
+def record_dataset(
+    out_dir: Path,
+    circuits: list[str],
+    directions: list[str],
+    seed: int = 0,
+    laps: int = 1,
+    frame_stride: int = 1,
+    perturbation: PerturbationSettings | None = None,
+    lighting_variation: float = 0.0,
+    config: SimConfig | None = None,
+    show_progress: bool = True,
+    driver=None,
+    driver_description: dict | None = None,
+    scale: float = 1.0,
+) -> dict:
     """Drive and write frames + the expert's labels; returns the dataset summary (also in dataset.json).
 
     driver: None, the expert drives; else a Brain that drives while the expert labels (DAgger); a
     lap it leaves the road on ends there, its frames kept. Deterministic for a seed: lock-step clock
     with a fixed command latency of one camera period.
+
+    Never half a dataset: every file is written atomically, each sequence's data.csv lists exactly the
+    frames written, and dataset.json says whether the recording is complete. A lap the expert does not
+    finish (a time-out shorter than a lap), a driver's brain error or any other failure stops the
+    recording: what was recorded is kept with `"complete": false` and the reason in dataset.json, and
+    RecordingError (or the original error) is raised.
     """
 
     config = config or SimConfig()
@@ -91,79 +112,189 @@ def record_dataset(out_dir: Path, circuits: list[str], directions: list[str], se
         config = replace(config, latency_s=1.0 / config.camera_rate_hz)
     perturbation = perturbation if perturbation is not None else PerturbationSettings()
     out_dir = Path(out_dir)
+    loaded = [load_circuit(name, direction=direction, scale=scale) for name in circuits for direction in directions]
     out_dir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    summary = {"seed": seed, "laps": laps, "frame_stride": frame_stride,
-               "perturbation": asdict(perturbation), "lighting_variation": lighting_variation,
-               "camera_rate_hz": config.camera_rate_hz, "latency_s": config.latency_s,
-               "git_revision": git_revision(), "sequences": [],
-               "driver": driver_description or ({"brain": driver.name} if driver is not None else {"brain": "explicit"}),
-               "labels": "explicit"}
-    for circuit_name in circuits:
-        for direction in directions:
-            circuit = load_circuit(circuit_name, direction=direction)
-            seq_name = f"{circuit.name}_{direction}"
-            seq_dir = out_dir / seq_name
-            (seq_dir / "images").mkdir(parents=True, exist_ok=True)
-            rows = []
-            ends = []
-            frame_index = 0
-            for lap in range(laps):
-                brightness = 1.0 + rng.uniform(-lighting_variation, lighting_variation)
-                world = World(circuit, config, appearance=Appearance(brightness=brightness),
-                              seed=int(rng.integers(2**31)))
-                perturb = _Perturber(perturbation, 1.0 / config.camera_rate_hz, rng)
-                labeller = ExplicitBrain() if driver is not None else None
-                bar = tqdm(total=100, desc=f"{seq_name} lap {lap + 1}/{laps}", unit="%",
-                           disable=None if show_progress else True, leave=False)
-
-                def hook(t, frame, state, command, lap=lap):
-                    nonlocal frame_index
-                    expert = command if labeller is None else labeller.step(frame, t).command
-                    applied, perturbed = perturb(t, command)
-                    if frame_index % frame_stride == 0:
-                        name = f"images/{len(rows):06d}.png"
-                        cv2.imwrite(str(seq_dir / name), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR),
-                                    [cv2.IMWRITE_PNG_COMPRESSION, PNG_COMPRESSION])
-                        rows.append((name, expert.v, expert.w, state.x, state.y, state.yaw,
-                                     world.track.signed_distance(state.x, state.y), round(t, 4), int(perturbed)))
-                    frame_index += 1
-                    return applied
-
-                def progress(fraction):
-                    bar.n = min(100, int(fraction * 100))
-                    bar.refresh()
-
-                if labeller is not None:
-                    labeller.reset()
-                log = run_episode(world, driver or ExplicitBrain(), frame_hook=hook, progress=progress)
-                bar.close()
-                ends.append(log.record.end_reason)
-                if driver is None and log.record.end_reason != "lap_completed":
-                    # The expert must recover from every perturbation; a lost lap is a bug worth knowing.
-                    raise RuntimeError(f"recording {seq_name} lap {lap + 1}: run ended by {log.record.end_reason}")
-            with open(seq_dir / "data.csv", "w", newline="") as f:
-                writer = csv.writer(f)
-                writer.writerow(CSV_COLUMNS)
-                for r in rows:
-                    writer.writerow([r[0]] + [f"{v:.6g}" if isinstance(v, float) else v for v in r[1:]])
-            size_mb = sum(p.stat().st_size for p in (seq_dir / "images").glob("*.png")) / 1e6
-            summary["sequences"].append({"name": seq_name, "circuit": circuit.name, "direction": direction,
-                                         "frames": len(rows), "images_mb": round(size_mb, 1),
-                                         "lap_end_reasons": ends})
-    summary["frames"] = sum(s["frames"] for s in summary["sequences"])
-    summary["images_mb"] = round(sum(s["images_mb"] for s in summary["sequences"]), 1)
-    (out_dir / "dataset.json").write_text(json.dumps(summary, indent=2))
+    summary = {
+        "seed": seed,
+        "laps": laps,
+        "frame_stride": frame_stride,
+        "perturbation": asdict(perturbation),
+        "lighting_variation": lighting_variation,
+        "camera_rate_hz": config.camera_rate_hz,
+        "latency_s": config.latency_s,
+        "git_revision": git_revision(),
+        "sequences": [],
+        "driver": driver_description or ({"brain": driver.name} if driver is not None else {"brain": "explicit"}),
+        "labels": "explicit",
+        "complete": False,
+    }
+    try:
+        for circuit in loaded:
+            _record_sequence(
+                out_dir,
+                circuit,
+                summary,
+                rng,
+                laps,
+                frame_stride,
+                perturbation,
+                lighting_variation,
+                config,
+                show_progress,
+                driver,
+            )
+        summary["complete"] = True
+    except BaseException as error:
+        summary["incomplete_reason"] = str(error) or type(error).__name__
+        raise
+    finally:
+        summary["frames"] = sum(s["frames"] for s in summary["sequences"])
+        summary["images_mb"] = round(sum(s["images_mb"] for s in summary["sequences"]), 1)
+        write_json_atomic(summary, out_dir / "dataset.json")
     return summary
 
 
-def read_sequence(seq_dir: Path) -> list[dict]:
-    """Rows of one recorded sequence's data.csv (numbers as floats)."""
-    with open(Path(seq_dir) / "data.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
+def _record_sequence(
+    out_dir: Path,
+    circuit,
+    summary: dict,
+    rng,
+    laps: int,
+    frame_stride: int,
+    perturbation: PerturbationSettings,
+    lighting_variation: float,
+    config: SimConfig,
+    show_progress: bool,
+    driver,
+) -> None:
+    """Record one circuit and direction into out_dir/<circuit>_<direction>; its data.csv and its entry in
+    summary["sequences"] are written even when a lap fails (then with the frames recorded so far)."""
+    seq_name = f"{circuit.name}_{circuit.direction}"
+    seq_dir = out_dir / seq_name
+    (seq_dir / "images").mkdir(parents=True, exist_ok=True)
+    rows = []
+    ends = []
+    frame_index = 0
+    try:
+        for lap in range(laps):
+            brightness = 1.0 + rng.uniform(-lighting_variation, lighting_variation)
+            world = World(circuit, config, appearance=Appearance(brightness=brightness), seed=int(rng.integers(2**31)))
+            perturb = _Perturber(perturbation, 1.0 / config.camera_rate_hz, rng)
+            labeller = ExplicitBrain() if driver is not None else None
+            bar = tqdm(
+                total=100,
+                desc=f"{seq_name} lap {lap + 1}/{laps}",
+                unit="%",
+                disable=None if show_progress else True,
+                leave=False,
+            )
+
+            def hook(t, frame, state, command, world=world, labeller=labeller, perturb=perturb):
+                nonlocal frame_index
+                expert = command if labeller is None else labeller.step(frame, t).command
+                applied, perturbed = perturb(t, command)
+                if frame_index % frame_stride == 0:
+                    name = f"images/{len(rows):06d}.png"
+                    write_png_atomic(frame, seq_dir / name)
+                    rows.append(
+                        (
+                            name,
+                            expert.v,
+                            expert.w,
+                            state.x,
+                            state.y,
+                            state.yaw,
+                            world.track.signed_distance(state.x, state.y),
+                            round(t, 4),
+                            int(perturbed),
+                        )
+                    )
+                frame_index += 1
+                return applied
+
+            def progress(fraction, bar=bar):
+                bar.n = min(100, int(fraction * 100))
+                bar.refresh()
+
+            if labeller is not None:
+                labeller.reset()
+            log = run_episode(world, driver or ExplicitBrain(), frame_hook=hook, progress=progress)
+            bar.close()
+            ends.append(log.record.end_reason)
+            if log.brain_error:
+                raise RecordingError(
+                    f"recording {seq_name} lap {lap + 1}: the driver's brain failed: "
+                    f"{log.brain_error}; {_kept(out_dir, rows, summary)}"
+                )
+            if driver is None and log.record.end_reason != "lap_completed":
+                # The expert must finish every lap (it recovers from every perturbation): a time-out
+                # shorter than a lap, or a lost lap, which is a bug worth knowing.
+                raise RecordingError(
+                    f"recording {seq_name} lap {lap + 1}: run ended by {log.record.end_reason} after "
+                    f"{log.record.t[-1]:.1f} s of simulated time, before the lap was complete"
+                    + (
+                        " (raise --timeout, or 0 for the circuit's time-out)"
+                        if log.record.end_reason == "timeout"
+                        else ""
+                    )
+                    + f"; {_kept(out_dir, rows, summary)}"
+                )
+    finally:
+        write_sequence(seq_dir, rows)
+        size_mb = sum(p.stat().st_size for p in (seq_dir / "images").glob("*.png")) / 1e6
+        summary["sequences"].append(
+            {
+                "name": seq_name,
+                "circuit": circuit.name,
+                "direction": circuit.direction,
+                "frames": len(rows),
+                "images_mb": round(size_mb, 1),
+                "lap_end_reasons": ends,
+            }
+        )
+
+
+def _kept(out_dir: Path, rows: list, summary: dict) -> str:
+    frames = len(rows) + sum(s["frames"] for s in summary["sequences"])
+    return f"kept the {frames} frame(s) recorded, marked incomplete in {out_dir / 'dataset.json'}"
+
+
+def write_png_atomic(frame_rgb: np.ndarray, path: Path) -> None:
+    """One RGB frame as a PNG, written atomically."""
+    ok, png = cv2.imencode(
+        ".png", cv2.cvtColor(frame_rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, PNG_COMPRESSION]
+    )
+    if not ok:
+        raise ValueError(f"cannot encode frame {path.name} as PNG")
+    write_bytes_atomic(png.tobytes(), path)
+
+
+def write_sequence(seq_dir: Path, rows: list) -> None:
+    """A sequence's data.csv (CSV_COLUMNS, one row per frame written), atomically."""
+    text = io.StringIO()
+    writer = csv.writer(text)
+    writer.writerow(CSV_COLUMNS)
     for r in rows:
+        writer.writerow([r[0]] + [f"{v:.6g}" if isinstance(v, float) else v for v in r[1:]])
+    write_text_atomic(text.getvalue(), Path(seq_dir) / "data.csv")
+
+
+def read_sequence(seq_dir: Path) -> list[dict]:
+    """Rows of one recorded sequence's data.csv (numbers as floats); a malformed file is a ValueError naming it."""
+    path = Path(seq_dir) / "data.csv"
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        missing = [k for k in CSV_COLUMNS if k not in (reader.fieldnames or [])]
+        if missing:
+            raise ValueError(f"{path}: not a recorded sequence (missing column(s) {', '.join(missing)})")
+        rows = list(reader)
+    for line, r in enumerate(rows, start=2):
         for k in CSV_COLUMNS[1:]:
-            r[k] = float(r[k])
+            try:
+                r[k] = float(r[k])
+            except (TypeError, ValueError):
+                raise ValueError(f"{path}, line {line}: {k}={r[k]!r} is not a number") from None
     return rows
 
 

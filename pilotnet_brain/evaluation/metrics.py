@@ -20,7 +20,7 @@ import os
 import numpy as np
 from scipy.spatial import cKDTree
 
-from pilotnet_brain.jsonio import write_json_atomic
+from pilotnet_brain.jsonio import write_json_atomic, write_text_atomic
 from pilotnet_brain.sim.record import RunRecord
 
 __all__ = [
@@ -530,9 +530,7 @@ def metrics_table(rows: list[dict], fmt: str = "markdown", columns=TABLE_COLUMNS
 def write_table(rows: list[dict], path_without_suffix) -> tuple[str, str]:
     """Write ``metrics_table`` as ``<path>.md`` and ``<path>.csv``; return both paths."""
     base = os.fspath(path_without_suffix)
-    os.makedirs(os.path.dirname(base) or ".", exist_ok=True)
     paths = (base + ".md", base + ".csv")
     for path, fmt in zip(paths, ("markdown", "csv")):
-        with open(path, "w", encoding="utf-8", newline="") as f:
-            f.write(metrics_table(rows, fmt))
+        write_text_atomic(metrics_table(rows, fmt), path)
     return paths

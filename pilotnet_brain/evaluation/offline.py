@@ -7,7 +7,6 @@ physical units, and the number of samples.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +14,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from pilotnet_brain.data.frames import FrameSet
+from pilotnet_brain.errors import ModelFileError
+from pilotnet_brain.evaluation.plots import save_png
+from pilotnet_brain.jsonio import write_json_atomic
 from pilotnet_brain.model.preprocessing import to_network_input
 
 
@@ -82,18 +84,31 @@ def plot_predictions(pred_norm: np.ndarray, frames: FrameSet, ranges, path: Path
         ax.legend(markerscale=4, fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_png(fig, path, dpi=110)
     return path
 
 
+def check_finite_predictions(pred_norm: np.ndarray, frames: FrameSet, backend) -> None:
+    """A model that predicts NaN or inf has no error figures: ModelFileError naming the model and the frames."""
+    bad = ~np.isfinite(pred_norm).all(axis=1)
+    if bad.any():
+        first = int(np.argmax(bad))
+        raise ModelFileError(
+            f"model {backend.path} ({backend.name}) predicts NaN or inf for {int(bad.sum())} of {len(bad)} frames "
+            f"(first: frame {first} of {frames.sequences[frames.sequence[first]]}); no error figures for it"
+        )
+
+
 def evaluate(backend, frames: FrameSet, out_dir: Path | None = None, name: str = "offline_eval") -> dict:
+    """Score `backend` on `frames`; with out_dir, write `<name>.json` and `<name>.png` there (atomically).
+    Non-finite predictions raise ModelFileError before anything is written."""
     pred = predict_frames(backend, frames)
+    check_finite_predictions(pred, frames, backend)
     results = score(pred, frames, backend.label_ranges)
     if out_dir is not None:
         out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
         doc = {"model": str(backend.path), **backend.describe(), "results": results}
-        (out_dir / f"{name}.json").write_text(json.dumps(doc, indent=2) + "\n")
+        write_json_atomic(doc, out_dir / f"{name}.json")
         plot_predictions(
             pred, frames, backend.label_ranges, out_dir / f"{name}.png", title=f"{backend.name}: predicted vs expert"
         )

@@ -9,6 +9,7 @@ package use the same two steps: :func:`new_figure`, then :func:`save_png`.
 
 from __future__ import annotations
 
+import io
 import os
 
 import numpy as np
@@ -17,6 +18,7 @@ from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 
 from pilotnet_brain.evaluation.metrics import point_to_polyline_distance
+from pilotnet_brain.jsonio import write_bytes_atomic
 from pilotnet_brain.sim.record import RunRecord
 
 
@@ -28,11 +30,12 @@ def new_figure(figsize):
     return fig
 
 
-def save_png(fig, path) -> str:
-    """Save the figure as a PNG (creating the directory); return the path."""
+def save_png(fig, path, dpi=None) -> str:
+    """Save the figure as a PNG, atomically (creating the directory); return the path."""
     path = os.fspath(path)
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    fig.savefig(path, format="png")
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=dpi)
+    write_bytes_atomic(png.getvalue(), path)
     return path
 
 

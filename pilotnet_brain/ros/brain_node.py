@@ -1,8 +1,9 @@
 """brain_node: camera image in, geometry_msgs/Twist out, with any brain of the package.
 
-Subscribes the camera (sensor-data QoS: best effort, newest frames), runs the configured brain on every
-frame, publishes the command on /F1ROS/cmd_vel and per-iteration timings on ~/stats
-(std_msgs/Float64MultiArray, layout topics.BRAIN_STATS_FIELDS).
+Subscribes the camera (best effort, depth 1: only the newest frame), runs the configured brain on every
+frame it gets, publishes the command on /F1ROS/cmd_vel and per-iteration timings on ~/stats
+(std_msgs/Float64MultiArray, layout topics.BRAIN_STATS_FIELDS). With `use_sim_time` (Gazebo's or
+sim_node's /clock) the watchdog runs on simulated time; the timings are always wall-clock compute times.
 
 Parameters: `config.BRAIN_NODE` (brain, backend, model_path, device, threads, topic names, max_v, max_w,
 watchdog_timeout; table in README.md), set by config/brains/*.yaml. Unknown names and bad values: one
@@ -24,7 +25,6 @@ import rclpy
 from geometry_msgs.msg import Twist
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
 from std_msgs.msg import Float64MultiArray
 
@@ -38,12 +38,21 @@ from pilotnet_brain.ros.image_conversion import ImageConversionError, image_to_m
 from pilotnet_brain.ros.messages import stats_layout
 from pilotnet_brain.ros.node_runtime import run_node
 from pilotnet_brain.ros.params import brain_label
-from pilotnet_brain.ros.qos import RELIABLE
+from pilotnet_brain.ros.qos import NEWEST_FRAME, RELIABLE
 from pilotnet_brain.sim.circuits import load_circuit
 from pilotnet_brain.sim.world import World
 
 NODE_NAME = BRAIN_NODE.node
 BAD_IMAGE_LOG_PERIOD_S = 5.0
+#: The watchdog's one-shot timer fires this much before the deadline (at most a tenth of the timeout) so
+#: that the executor's wake-up, the publish and the DDS delivery of the stop (1-5 ms on an idle machine,
+#: more on a loaded one) still fit within watchdog_timeout of the last image.
+WATCHDOG_DELIVERY_BUDGET_S = 0.02
+
+
+def watchdog_period_s(timeout_s: float) -> float:
+    """Delay of the watchdog's stop after the last good image: just under `timeout_s`."""
+    return timeout_s - min(WATCHDOG_DELIVERY_BUDGET_S, timeout_s / 10)
 
 
 def build_brain(params: dict, logger=None):
@@ -85,9 +94,9 @@ class BrainNode(Node):
         self.cmd_pub = self.create_publisher(Twist, p["cmd_vel_topic"], 10)
         self.stats_pub = self.create_publisher(Float64MultiArray, p["stats_topic"], RELIABLE)
         # The subscription is created last: a subscriber on the camera topic means "brain ready".
-        self.image_sub = self.create_subscription(Image, p["camera_topic"], self.on_image, qos_profile_sensor_data)
+        # Depth 1: the brain always works on the newest frame, never on a queue of stale ones.
+        self.image_sub = self.create_subscription(Image, p["camera_topic"], self.on_image, NEWEST_FRAME)
         self.watchdog_timeout = float(p["watchdog_timeout"])
-        self._last_image = None  # monotonic time of the last good image
         self._stale = False
         self._prev_t0 = None
         self._bad_count = 0  # bad images in the current burst
@@ -96,11 +105,18 @@ class BrainNode(Node):
         self.bad_images = 0  # total skipped
         self.timings = []  # (inference_s, iteration_s, overhead_s), for benchmarks/tests
         self.record_timings = False
+        self._watchdog_timer = None
         if self.watchdog_timeout > 0:
-            self.create_timer(min(0.05, self.watchdog_timeout / 4), self._watchdog)
+            # One shot on the node's clock (sim time with use_sim_time), re-armed by every good image: the
+            # stop goes out at the deadline, not a polling period after it.
+            self._watchdog_timer = self.create_timer(
+                watchdog_period_s(self.watchdog_timeout), self._watchdog, clock=self.get_clock()
+            )
+            self._watchdog_timer.cancel()  # armed by the first image: before it this node never commanded the car
+        clock = "sim time (/clock)" if self.get_parameter("use_sim_time").value else "wall clock"
         self.get_logger().info(
-            f"brain {self.label} ready: {p['camera_topic']} -> {p['cmd_vel_topic']} "
-            f"(max_v {self.max_v}, max_w {self.max_w}, watchdog {self.watchdog_timeout} s)"
+            f"brain {self.label} ready: {self.image_sub.topic_name} -> {self.cmd_pub.topic_name} "
+            f"(max_v {self.max_v}, max_w {self.max_w}, watchdog {self.watchdog_timeout} s on the {clock})"
         )
 
     # --- image -> command -------------------------------------------------------------------
@@ -114,6 +130,7 @@ class BrainNode(Node):
         if self._bad_count:
             self.get_logger().info(f"good image again after {self._bad_count} bad image(s) skipped")
             self._bad_count = 0
+        self._arm_watchdog()  # counts from the frame's arrival, not from the end of the brain's step
         stamp = stamp_to_s(msg.header.stamp)
         ts = time.perf_counter()
         try:
@@ -138,7 +155,6 @@ class BrainNode(Node):
         tw.linear.x, tw.angular.z = float(cmd.v), float(cmd.w)
         self.cmd_pub.publish(tw)
         t1 = time.perf_counter()
-        self._last_image = time.monotonic()
         if self._stale:
             self.get_logger().info("images resumed; driving again")
             self._stale = False
@@ -162,17 +178,21 @@ class BrainNode(Node):
             self._bad_logged_at = now
 
     # --- watchdog ---------------------------------------------------------------------------
+    def _arm_watchdog(self):
+        if self._watchdog_timer is not None:
+            self._watchdog_timer.reset()  # also restarts it after it fired (reset re-enables a cancelled timer)
+
     def _watchdog(self):
-        if self._last_image is None:
-            return  # armed by the first image: before it, this node has never commanded the car
-        age = time.monotonic() - self._last_image
-        if age > self.watchdog_timeout and not self._stale:
-            self._stale = True
-            self.get_logger().warning(
-                f"watchdog: no fresh image for {age:.2f} s on {self.params['camera_topic']}; publishing zero velocity"
-            )
-            self._twist.linear.x = self._twist.angular.z = 0.0
-            self.cmd_pub.publish(self._twist)
+        self._watchdog_timer.cancel()  # one shot: the next good image re-arms it
+        if self._stale:
+            return
+        self._stale = True
+        self._twist.linear.x = self._twist.angular.z = 0.0
+        self.cmd_pub.publish(self._twist)  # first: the log line must not delay the stop
+        self.get_logger().warning(
+            f"watchdog: no fresh image within {self.watchdog_timeout:g} s on {self.image_sub.topic_name}; "
+            "published zero velocity"
+        )
 
 
 def spin_node(make_node, name: str, args=None) -> int:

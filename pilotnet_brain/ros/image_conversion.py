@@ -1,8 +1,9 @@
 """numpy RGB frames <-> sensor_msgs/Image.
 
 `image_to_msg` / `msg_to_rgb` use ROS `cv_bridge` when it imports (a ROS install) and the package's own
-numpy conversion otherwise; both give the same array (a test checks it where cv_bridge exists). Every
-message is validated first, by our own code, so the errors are the same either way:
+numpy conversion otherwise; both give the same array and message (the tests run both paths, with a
+stand-in cv_bridge from test/stand_ins where ROS's is not installed). Every message is validated first,
+by our own code, so the errors are the same either way:
 
     mono8 / mono16        -> MonochromeImageError   (the brains need colour)
     unknown encoding      -> UnsupportedEncodingError
@@ -116,7 +117,10 @@ def image_to_msg(
     msg=None,
     use_cv_bridge: bool | None = None,
 ):
-    """HxWx3 uint8 RGB array -> sensor_msgs/Image in `encoding` (rgb8 | bgr8); `msg` is reused if given."""
+    """HxWx3 uint8 RGB array -> sensor_msgs/Image in `encoding` (rgb8 | bgr8).
+
+    With `msg` given, that message is filled (its header kept) and returned, on both paths.
+    """
     from sensor_msgs.msg import Image  # noqa: PLC0415  (optional: ROS messages)
 
     if not (isinstance(rgb, np.ndarray) and rgb.dtype == np.uint8 and rgb.ndim == 3 and rgb.shape[2] == 3):
@@ -130,9 +134,14 @@ def image_to_msg(
     if use_cv_bridge is None:
         use_cv_bridge = HAVE_CV_BRIDGE
     if use_cv_bridge and _BRIDGE is not None:
-        out = _BRIDGE.cv2_to_imgmsg(np.ascontiguousarray(pixels), encoding=encoding)
-        if msg is not None:
-            out.header = msg.header
+        # cv2_to_imgmsg always builds a NEW message: fill the caller's, which it may publish (sim_node does).
+        built = _BRIDGE.cv2_to_imgmsg(np.ascontiguousarray(pixels), encoding=encoding)
+        if msg is None:
+            out = built
+        else:
+            out = msg
+            out.height, out.width, out.encoding = built.height, built.width, built.encoding
+            out.is_bigendian, out.step, out.data = built.is_bigendian, built.step, built.data
     else:
         out = msg if msg is not None else Image()
         out.height, out.width = int(rgb.shape[0]), int(rgb.shape[1])

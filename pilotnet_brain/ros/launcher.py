@@ -15,6 +15,13 @@ nodes from the SAME parameters files as separate processes, passing `--ros-args 
   process group, SIGTERM after `sigint_timeout`, SIGKILL after `sigterm_timeout`. Children die with the
   launcher (PR_SET_PDEATHSIG) even if it is killed; Ctrl-C / SIGTERM of the launcher tears down cleanly.
 - A node that fails to start (bad YAML, cuda without GPU, unknown circuit) fails the run with its log.
+- record=True adds bag_recorder, supervised like the nodes: an output directory that already holds the
+  run's bag is refused before anything starts; sim_node starts the episode only once the recorder listens
+  and publishes the camera reliably; the teardown waits for the recorder to close its bag; a recorder
+  that dies, or stops before the episode's end, fails the run (LaunchError: the bag is incomplete).
+- Every node's output goes to its log file (<out>/logs/<node>.log) and, for `pilotnet-brain launch`, also
+  to the terminal, each line prefixed with `[<node>]` (a reader thread per process). The launcher first
+  prints the ROS_DOMAIN_ID and transport variables of the graph and how to attach a tool to it.
 
 Python API for benchmarks: `run_simulation(...) -> {"metrics", "metrics_path", "bag_path", ...}`.
 """
@@ -36,14 +43,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pilotnet_brain import interfaces as topics
+from pilotnet_brain.bags.writer import read_side_file
 from pilotnet_brain.config import (
     BAG_RECORDER,
     BRAIN_LAUNCH_ARGUMENTS,
+    BRAIN_NODE,
     DEFAULT_BRAIN_CONFIG,
     METRICS_NODE,
     SIM_NODE,
     SIMULATION_LAUNCH_ARGUMENTS,
 )
+from pilotnet_brain.errors import ConfigError
 from pilotnet_brain.evaluation.drive import run_slug
 from pilotnet_brain.resources import config_path
 from pilotnet_brain.ros.params import brain_label, load_brain_parameters, load_node_parameters
@@ -65,7 +75,11 @@ RECORDER_MODULE = "pilotnet_brain.ros.bag_recorder"
 SIMULATION_LAUNCH_ARGS = tuple(a.name for a in SIMULATION_LAUNCH_ARGUMENTS)
 BRAIN_LAUNCH_ARGS = tuple(a.name for a in BRAIN_LAUNCH_ARGUMENTS)
 _LAUNCH_DEFAULTS = {a.name: a.default for a in SIMULATION_LAUNCH_ARGUMENTS}
+_BRAIN_LAUNCH_DEFAULTS = {a.name: a.default for a in BRAIN_LAUNCH_ARGUMENTS}
 SIM_CONFIG_FILE = "simulation.yaml"
+#: Wall s the launcher waits, after metrics_node is done, for an awaited process (bag_recorder closing
+#: its bag) to exit by itself before it tears the graph down.
+AWAIT_EXIT_S = 30.0
 
 
 class LaunchError(RuntimeError):
@@ -78,6 +92,8 @@ class ProcessSpec:
     argv: list
     log: Path | None = None
     required: bool = True  # a non-zero exit of a required process fails the run
+    awaited: bool = False  # the run waits for it to exit by itself before the teardown (bag_recorder)
+    failure: str = ""  # what its failure means, for the error message
 
 
 @dataclass
@@ -109,14 +125,55 @@ def _param(value) -> str:
     return str(value)
 
 
-def ros_args(node_name: str, params_files=(), params: dict | None = None) -> list:
-    """`--ros-args` as launch_ros builds them for Node(name=..., parameters=[files..., {dict}])."""
+def ros_args(node_name: str, params_files=(), params: dict | None = None, namespace: str = "", remappings=()) -> list:
+    """`--ros-args` as launch_ros builds them for Node(name=..., namespace=..., parameters=[files..., {dict}],
+    remappings=[(from, to), ...]): node name, namespace, parameters, then the remapping rules."""
     argv = ["--ros-args", "-r", f"__node:={node_name}"]
+    if namespace:
+        argv += ["-r", f"__ns:={absolute_namespace(namespace)}"]
     for f in params_files:
         argv += ["--params-file", str(f)]
     for k, v in (params or {}).items():
         argv += ["-p", f"{k}:={_param(v)}"]
+    for source, target in remappings:
+        argv += ["-r", f"{source}:={target}"]
     return argv
+
+
+def absolute_namespace(namespace: str) -> str:
+    """A namespace as launch_ros passes it: from the root, no trailing '/' ('car1/' -> '/car1')."""
+    namespace = namespace.rstrip("/") or "/"
+    return namespace if namespace.startswith("/") else "/" + namespace
+
+
+def resolved_topic(topic: str, namespace: str = "", node_name: str = "") -> str:
+    """The full name a node's topic has under a namespace (ROS name resolution: '~' is the node's name)."""
+    if topic.startswith("/"):
+        return topic
+    base = absolute_namespace(namespace).rstrip("/") if namespace else ""
+    if topic.startswith("~"):
+        return f"{base}/{node_name}{topic[1:]}"
+    return f"{base}/{topic}"
+
+
+def check_ros_names(namespace: str, topics_by_argument: dict) -> None:
+    """A namespace and topic names ROS accepts, or one ConfigError line naming the launch argument."""
+    try:
+        from rclpy.validate_full_topic_name import validate_full_topic_name  # noqa: PLC0415 - optional ROS
+        from rclpy.validate_namespace import validate_namespace  # noqa: PLC0415 - optional ROS dependency
+    except ImportError:
+        return  # no ROS here: the node could not start anyway
+    checks = [("namespace", namespace, validate_namespace, absolute_namespace(namespace))] if namespace else []
+    checks += [
+        (argument, topic, validate_full_topic_name, resolved_topic(topic, namespace))
+        for argument, topic in topics_by_argument.items()
+    ]
+    for argument, given, validate, full in checks:
+        try:
+            validate(full)
+        except Exception as error:  # rclpy's Invalid*Exception: a message, then the name with a caret
+            reason = str(error).splitlines()[0].rstrip(":")
+            raise ConfigError(f"launch brain: {argument}={given!r} is not a valid ROS name ({reason})") from None
 
 
 def node_command(executable: str) -> list:
@@ -196,10 +253,12 @@ def simulation_graph(
     sim_config=None,
     domain_id: int | None = None,
     transports: str = "profile",
+    use_sim_time: bool = _LAUNCH_DEFAULTS["use_sim_time"],
 ) -> Graph:
     """The processes of launch/simulation.launch.py, with their arguments (nothing is started).
 
     Every parameter file and value is checked against the nodes' schemas first (ConfigError).
+    use_sim_time: every node's clock follows sim_node's /clock (the launch argument of the same name).
     """
 
     out_dir = Path(out_dir).resolve()
@@ -214,12 +273,14 @@ def simulation_graph(
         "scale": scale,
         "wait_for_metrics": True,
         "odom_subscribers": 2 if record else 1,
+        "camera_reliable": bool(record),  # the recorder gets every frame
     }
     if clock:
         sim_params["clock"] = clock
     if timeout:
         sim_params["timeout"] = timeout
     sim_params = SIM_NODE.validate(sim_params, "launch simulation: sim_node")
+    clock_param = {"use_sim_time": bool(use_sim_time)}  # ROS's own parameter, given to every node
     c = load_circuit(circuit, direction=direction, scale=sim_params["scale"])  # unknown circuit: error before start
     logs = out_dir / "logs"
     graph = Graph(env=ros_environment(domain_id, transports), metrics_dir=out_dir)
@@ -239,19 +300,29 @@ def simulation_graph(
                         "output_dir": str(out_dir),
                     },
                     "launch simulation: metrics_node",
-                ),
+                )
+                | clock_param,
             ),
             logs / "metrics_node.log",
         ),
         ProcessSpec(
-            "brain_node", node_command("brain_node") + ros_args("brain_node", [brain_yaml]), logs / "brain_node.log"
+            "brain_node",
+            node_command("brain_node") + ros_args("brain_node", [brain_yaml], clock_param),
+            logs / "brain_node.log",
         ),
         ProcessSpec(
-            "sim_node", node_command("sim_node") + ros_args("sim_node", [sim_yaml], sim_params), logs / "sim_node.log"
+            "sim_node",
+            node_command("sim_node") + ros_args("sim_node", [sim_yaml], sim_params | clock_param),
+            logs / "sim_node.log",
         ),
     ]
     if record:
         graph.bag_path = out_dir / (run_slug(c.name, direction, brain_label(brain_params)) + "_bag")
+        if graph.bag_path.exists():  # the recorder would refuse it, after the other nodes had started
+            raise LaunchError(
+                f"{out_dir} already holds this run's bag {graph.bag_path.name} (a bag is never overwritten): "
+                "use another output directory or remove that bag"
+            )
         graph.processes.insert(
             0,
             ProcessSpec(
@@ -262,13 +333,29 @@ def simulation_graph(
                     (),
                     recorder_parameters(
                         graph.bag_path, circuit, direction, scale, brain_label(brain_params), clock or "", brain_yaml
-                    ),
+                    )
+                    | clock_param,
                 ),
                 logs / f"{RECORDER_EXECUTABLE}.log",
-                required=False,
+                awaited=True,  # it closes the bag after the episode's end, and is not cut short
+                failure=f"the run is not recorded completely (bag {graph.bag_path})",
             ),
         )
     return graph
+
+
+def check_recording(graph: Graph, codes: dict) -> None:
+    """After a recorded run: the recorder closed the bag cleanly, having seen the episode's end (else LaunchError)."""
+    log = next(s.log for s in graph.processes if s.name == RECORDER_EXECUTABLE)
+    code = codes.get(RECORDER_EXECUTABLE)
+    if code != 0:
+        problem = f"{RECORDER_EXECUTABLE} exited with code {code}"
+    else:
+        side = read_side_file(graph.bag_path) if graph.bag_path.is_dir() else None
+        if side is not None and side.get("episode_end") in topics.END_STATES:
+            return
+        problem = f"{RECORDER_EXECUTABLE} stopped before the episode ended"
+    raise LaunchError(f"{problem}: the bag {graph.bag_path} is incomplete; its log ({log}):\n{_tail(log)}")
 
 
 def recorder_parameters(bag_path, circuit, direction, scale, brain, clock, brain_config) -> dict:
@@ -296,28 +383,68 @@ def _die_with_parent():
 
 
 class ProcessGroup:
-    """Started processes, each in its own session (so Ctrl-C reaches only the launcher)."""
+    """Started processes, each in its own session (so Ctrl-C reaches only the launcher).
 
-    def __init__(self, env: dict):
+    A reader thread per process copies its output (stdout and stderr, merged) line by line to its log file
+    and, when `echo` is a stream (the launcher's terminal), there too, each line prefixed `[<name>] `.
+    """
+
+    def __init__(self, env: dict, echo=None):
         self.env = env
-        self.procs: list[tuple[ProcessSpec, subprocess.Popen, object]] = []
+        self.echo = echo
+        self._echo_lock = threading.Lock()
+        self.procs: list[tuple[ProcessSpec, subprocess.Popen, threading.Thread | None]] = []
 
     def start(self, spec: ProcessSpec) -> subprocess.Popen:
         log = None
         if spec.log is not None:
             spec.log.parent.mkdir(parents=True, exist_ok=True)
             log = open(spec.log, "wb")
+        wanted = log is not None or self.echo is not None
         proc = subprocess.Popen(
             spec.argv,
             env=self.env,
             stdin=subprocess.DEVNULL,
-            stdout=log or subprocess.DEVNULL,
+            stdout=subprocess.PIPE if wanted else subprocess.DEVNULL,
             stderr=subprocess.STDOUT,
             start_new_session=True,
             preexec_fn=_die_with_parent,
         )
-        self.procs.append((spec, proc, log))
+        reader = None
+        if wanted:
+            reader = threading.Thread(
+                target=self._copy_output, args=(spec.name, proc.stdout, log), name=f"output-{spec.name}", daemon=True
+            )
+            reader.start()
+        self.procs.append((spec, proc, reader))
         return proc
+
+    def _copy_output(self, name: str, pipe, log) -> None:
+        """Until the process closes its output: each line to the log file (flushed) and the terminal."""
+        prefix = f"[{name}] "
+        try:
+            for line in iter(pipe.readline, b""):
+                if log is not None:
+                    log.write(line)
+                    log.flush()  # the launcher quotes the tail of a failed node's log
+                if self.echo is not None:
+                    text = prefix + line.decode("utf-8", errors="replace").rstrip("\r\n") + "\n"
+                    with self._echo_lock:
+                        try:
+                            self.echo.write(text)
+                            self.echo.flush()
+                        except (OSError, ValueError):  # terminal gone: keep logging to the file
+                            self.echo = None
+        finally:
+            pipe.close()
+            if log is not None:
+                log.close()
+
+    def wait_output(self, name: str, timeout: float = 5.0) -> None:
+        """Wait until everything the named process wrote has reached its log (it has exited)."""
+        for spec, _, reader in self.procs:
+            if spec.name == name and reader is not None:
+                reader.join(timeout)
 
     def _signal(self, proc, sig):
         try:
@@ -340,11 +467,52 @@ class ProcessGroup:
             if p.poll() is not None:
                 self._signal(p, signal.SIGKILL)
         codes = {}
-        for spec, p, log in self.procs:
+        for spec, p, _ in self.procs:
             codes[spec.name] = p.wait()
-            if log is not None:
-                log.close()
+        for spec, _, _ in self.procs:  # the last lines of every node reach its log and the terminal
+            self.wait_output(spec.name)
         return codes
+
+
+#: Variables that decide which DDS participants meet: a tool attached to the graph needs the same values.
+TRANSPORT_VARIABLES = (
+    "RMW_IMPLEMENTATION",
+    topics.FASTDDS_PROFILE_VARIABLE,
+    "FASTDDS_BUILTIN_TRANSPORTS",
+    "ROS_AUTOMATIC_DISCOVERY_RANGE",
+    "ROS_STATIC_PEERS",
+    "ROS_LOCALHOST_ONLY",
+    "CYCLONEDDS_URI",
+)
+
+
+def connection_lines(env: dict, topic: str) -> list:
+    """What the launcher prints before starting a graph: its ROS_DOMAIN_ID (and where it comes from) with the
+    transport variables its nodes get, then how to attach a tool (ros2 CLI, RViz, Foxglove) to it."""
+    domain = env.get("ROS_DOMAIN_ID")
+    if domain is None:
+        origin, domain = "not set: ROS's default", "0"
+    elif os.environ.get("ROS_DOMAIN_ID") == domain:
+        origin = "from the environment"
+    else:
+        origin = "private to this run"
+    transport = [f"{name}={env[name]}" for name in TRANSPORT_VARIABLES if env.get(name)]
+    prefix = " ".join([f"ROS_DOMAIN_ID={domain}", *transport])
+    first = f"ROS_DOMAIN_ID={domain} ({origin})"
+    if transport:
+        first += "; transport: " + " ".join(transport)
+    return [
+        first,
+        f"attach a tool: {prefix} ros2 topic echo {topic}  (the same variables for rviz2, or for "
+        "foxglove_bridge to watch in Foxglove)",
+    ]
+
+
+def announce(lines, echo) -> None:
+    """The launcher's own lines on the terminal, prefixed [launch] like the nodes' [<name>]."""
+    if echo is not None:
+        echo.write("".join(f"[launch] {line}\n" for line in lines))
+        echo.flush()
 
 
 def _tail(path: Path | None, lines: int = 15) -> str:
@@ -378,10 +546,14 @@ def threading_is_main() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
-def run_graph(graph: Graph, timeout: float, done=None, sigint_timeout: float = 5.0) -> dict:
-    """Start the graph's processes, wait until done() or metrics_node exits, tear down. Returns exit codes."""
-    group = ProcessGroup(graph.env)
+def run_graph(graph: Graph, timeout: float, done=None, sigint_timeout: float = 5.0, echo=None) -> dict:
+    """Start the graph's processes, wait until done() or metrics_node exits, tear down. Returns exit codes.
+
+    echo: a stream (the terminal) that also gets every node's output, prefixed with its name.
+    """
+    group = ProcessGroup(graph.env, echo=echo)
     codes = {}
+    finished_at = None  # when metrics_node exited
     try:
         with _SigtermAsInterrupt():
             for spec in graph.processes:
@@ -391,14 +563,19 @@ def run_graph(graph: Graph, timeout: float, done=None, sigint_timeout: float = 5
                 for spec, p, _ in group.procs:
                     rc = p.poll()
                     if rc is not None and rc != 0 and spec.required:
+                        group.wait_output(spec.name)  # its last words (the reason) are in the log now
+                        failure = f": {spec.failure}" if spec.failure else ""
                         raise LaunchError(
-                            f"{spec.name} exited with code {rc}; its log ({spec.log}):\n{_tail(spec.log)}"
+                            f"{spec.name} exited with code {rc}{failure}; its log ({spec.log}):\n{_tail(spec.log)}"
                         )
                 metrics = next((p for s, p, _ in group.procs if s.name == "metrics_node"), None)
                 if done is not None and done():
                     break
                 if metrics is not None and metrics.poll() == 0:
-                    break
+                    finished_at = finished_at or time.monotonic()
+                    awaited = [p for s, p, _ in group.procs if s.awaited and p.poll() is None]
+                    if not awaited or time.monotonic() > finished_at + AWAIT_EXIT_S:
+                        break
                 if time.monotonic() > deadline:
                     logs = "\n".join(f"  {s.name}:\n{_tail(s.log, 6)}" for s, _, _ in group.procs)
                     raise LaunchError(f"no result within {timeout:.0f} s; logs:\n{logs}")
@@ -420,12 +597,17 @@ def run_simulation(
     wall_timeout: float | None = None,
     domain_id: int | None = None,
     transports: str = "profile",
+    use_sim_time: bool = _LAUNCH_DEFAULTS["use_sim_time"],
+    echo=None,
 ) -> dict:
     """One closed-loop run of the ROS graph: sim_node + brain_node + metrics_node (+ bag_recorder).
 
     timeout: simulated seconds before the episode is stopped (default: the circuit's time-out);
     wall_timeout: wall seconds before the launcher gives up (default: generous, from the sim time-out).
     transports: the DDS set-up, one of TRANSPORTS ("profile": config/fastdds.xml).
+    use_sim_time: every node's clock follows sim_node's /clock.
+    echo: a stream (the terminal) for the domain, how to attach a tool, and every node's output
+    (`pilotnet-brain launch simulation`); None: the logs only (benchmarks).
     Returns {"metrics": dict, "metrics_path": Path, "bag_path": Path | None, "out_dir", "logs",
     "domain_id", "exit_codes", "wall_s"}. Raises LaunchError when a node fails or nothing comes out.
     """
@@ -441,19 +623,23 @@ def run_simulation(
         timeout,
         domain_id=domain_id,
         transports=transports,
+        use_sim_time=use_sim_time,
     )
+    announce(connection_lines(graph.env, topics.CMD_VEL_TOPIC), echo)
     if wall_timeout is None:
         sim_s = timeout or default_timeout_s(load_circuit(circuit, direction=direction, scale=scale))
         wall_timeout = 60.0 + 3.0 * sim_s  # realtime runs take sim_s; lockstep is faster
     before = {p: p.stat().st_mtime for p in graph.metrics_dir.glob("*.json")} if graph.metrics_dir.exists() else {}
     t0 = time.monotonic()
-    codes = run_graph(graph, wall_timeout)
+    codes = run_graph(graph, wall_timeout, echo=echo)
     new = [p for p in graph.metrics_dir.glob("*.json") if before.get(p) != p.stat().st_mtime]
     if not new:
         raise LaunchError(
             f"metrics_node wrote no metrics JSON in {graph.metrics_dir}; logs in {graph.metrics_dir / 'logs'}"
         )
     path = max(new, key=lambda p: p.stat().st_mtime)
+    if record:
+        check_recording(graph, codes)
     return {
         "metrics": json.loads(path.read_text()),
         "metrics_path": path,
@@ -466,29 +652,79 @@ def run_simulation(
     }
 
 
-def brain_graph(brain_config=DEFAULT_BRAIN_CONFIG, domain_id: int | None = None) -> Graph:
-    """launch/brain.launch.py: the brain alone, for a real Gazebo world (logs to the terminal)."""
+def brain_graph(
+    brain_config=DEFAULT_BRAIN_CONFIG,
+    domain_id: int | None = None,
+    namespace: str = _BRAIN_LAUNCH_DEFAULTS["namespace"],
+    camera_topic: str = _BRAIN_LAUNCH_DEFAULTS["camera_topic"],
+    cmd_vel_topic: str = _BRAIN_LAUNCH_DEFAULTS["cmd_vel_topic"],
+    use_sim_time: bool = _BRAIN_LAUNCH_DEFAULTS["use_sim_time"],
+    log_dir=None,
+) -> Graph:
+    """launch/brain.launch.py: the brain alone on a Gazebo car's topics (nothing is started).
+
+    camera_topic / cmd_vel_topic remap the F1 topics of interfaces.py, as the launch file does; relative
+    names resolve inside `namespace`. The node's output goes to <log_dir>/brain_node.log when log_dir is given.
+    """
 
     yaml_path = resolve_brain_config(brain_config)
-    load_brain_parameters(yaml_path)
+    params = load_brain_parameters(yaml_path)
+    check_ros_names(namespace, {"camera_topic": camera_topic, "cmd_vel_topic": cmd_vel_topic})
+    remappings = [(topics.CAMERA_TOPIC, camera_topic), (topics.CMD_VEL_TOPIC, cmd_vel_topic)]
+    for (source, target), name in zip(remappings, ("camera_topic", "cmd_vel_topic")):
+        if params[name] != source and target != source:  # the remapping would silently not apply
+            raise ConfigError(
+                f"launch brain: {name}={target!r} remaps {source}, but {yaml_path} sets {name}: {params[name]}; "
+                f"set the topic in one place"
+            )
     env = ros_environment(domain_id) if domain_id is not None else environment_with_transports()
-    return Graph(
-        processes=[ProcessSpec("brain_node", node_command("brain_node") + ros_args("brain_node", [yaml_path]), None)],
-        env=env,
+    argv = ros_args(
+        BRAIN_NODE.node,
+        [yaml_path],
+        {"use_sim_time": bool(use_sim_time)},
+        namespace=namespace,
+        remappings=remappings,
     )
+    log = Path(log_dir) / f"{BRAIN_NODE.node}.log" if log_dir is not None else None
+    return Graph(processes=[ProcessSpec(BRAIN_NODE.node, node_command(BRAIN_NODE.node) + argv, log)], env=env)
 
 
-def run_brain(brain_config=DEFAULT_BRAIN_CONFIG) -> int:
-    """Run brain_node alone until Ctrl-C (uses the caller's ROS_DOMAIN_ID: it must meet Gazebo)."""
-    graph = brain_graph(brain_config)
-    group = ProcessGroup(graph.env)
+def run_brain(
+    brain_config=DEFAULT_BRAIN_CONFIG,
+    namespace: str = _BRAIN_LAUNCH_DEFAULTS["namespace"],
+    camera_topic: str = _BRAIN_LAUNCH_DEFAULTS["camera_topic"],
+    cmd_vel_topic: str = _BRAIN_LAUNCH_DEFAULTS["cmd_vel_topic"],
+    use_sim_time: bool = _BRAIN_LAUNCH_DEFAULTS["use_sim_time"],
+    out_dir=_LAUNCH_DEFAULTS["out_dir"],
+    echo=sys.stderr,
+) -> int:
+    """Run brain_node alone until Ctrl-C (uses the caller's ROS_DOMAIN_ID: it must meet Gazebo).
+
+    The node's output goes to <out_dir>/logs/brain_node.log and to `echo` (the terminal), each line
+    prefixed [brain_node]; before that, the domain and how to attach a tool. Returns the node's exit code
+    (2: it could not start, its one-line reason printed).
+    """
+    graph = brain_graph(
+        brain_config,
+        namespace=namespace,
+        camera_topic=camera_topic,
+        cmd_vel_topic=cmd_vel_topic,
+        use_sim_time=use_sim_time,
+        log_dir=Path(out_dir) / "logs",
+    )
+    spec = graph.processes[0]
+    announce(connection_lines(graph.env, resolved_topic(cmd_vel_topic, namespace)) + [f"log: {spec.log}"], echo)
+    group = ProcessGroup(graph.env, echo=echo)
     try:
         with _SigtermAsInterrupt():
-            proc = group.start(graph.processes[0])
+            proc = group.start(spec)
             while proc.poll() is None:
                 time.sleep(0.2)
     except KeyboardInterrupt:
         pass
     finally:
         codes = group.shutdown()
-    return codes.get("brain_node", 0)
+    rc = codes.get(spec.name, 0)
+    if rc != 0:
+        announce([f"{spec.name} exited with code {rc} (log: {spec.log})"], echo)
+    return rc

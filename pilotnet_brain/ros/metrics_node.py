@@ -32,7 +32,7 @@ from pilotnet_brain.evaluation.metrics import compute_metrics, metrics_table, wr
 from pilotnet_brain.evaluation.plots import plot_trajectory
 from pilotnet_brain.ros.declare import declare_node_parameters
 from pilotnet_brain.ros.image_conversion import stamp_to_s
-from pilotnet_brain.ros.node_runtime import run_node
+from pilotnet_brain.ros.node_runtime import run_node, wall_timer
 from pilotnet_brain.ros.params import brain_label, load_brain_parameters
 from pilotnet_brain.ros.qos import LATCHED, RELIABLE
 from pilotnet_brain.sim.circuits import load_circuit
@@ -132,13 +132,13 @@ class MetricsNode(Node):
         )
         self.create_subscription(Float64MultiArray, p["sim_stats_topic"], self._on_sim_stats, LATCHED)
         self.create_subscription(String, p["status_topic"], self._on_status, LATCHED)
-        self.create_timer(0.05, self._check_done)
+        wall_timer(self, 0.05, self._check_done)  # wall clock: /clock stops when the episode ends
         # Odometry last: sim_node starts the episode once its odometry has all its subscribers, so
         # subscribing only after the brain's topics have matched publishers means no brain stats
         # are missed (each publisher/subscription pair is discovered independently).
         self._odom_args = (Odometry, p["odom_topic"], self._on_odom, RELIABLE)
         self._gate_deadline = time.monotonic() + topics.DISCOVERY_GATE_TIMEOUT_S
-        self._gate_timer = self.create_timer(0.05, self._subscribe_odometry_when_matched)
+        self._gate_timer = wall_timer(self, 0.05, self._subscribe_odometry_when_matched)
         self.get_logger().info(f"scoring {self.brain} on {p['circuit']} {p['direction']} -> {p['output_dir']}")
 
     def _on_odom(self, msg):

@@ -7,6 +7,7 @@ import sys
 import threading
 
 import rclpy
+from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
 from pilotnet_brain.errors import BackendUnavailable, CircuitError, ConfigError, ImageError, ModelFileError
@@ -24,6 +25,15 @@ STARTUP_ERRORS = (
     ValueError,
     FileNotFoundError,
 )
+
+
+def wall_timer(node, period_s: float, callback):
+    """A timer on the steady clock, for a node's bookkeeping (discovery gates, polling, wall time-outs).
+
+    A plain create_timer follows the node's clock, which with use_sim_time stands still while no /clock
+    is published - before a simulation starts and after it ends - so such a timer would never fire.
+    """
+    return node.create_timer(period_s, callback, clock=Clock(clock_type=ClockType.STEADY_TIME))
 
 
 def run_node(

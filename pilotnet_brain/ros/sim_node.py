@@ -1,7 +1,10 @@
 """sim_node: the embedded simulator as a ROS 2 node on Gazebo's F1 topics (stands in for Gazebo).
 
-Publishes the camera (sensor_msgs/Image rgb8, header.stamp = sim time, frame_id F1ROS/cameraL),
-nav_msgs/Odometry on /F1ROS/odom after every physics step, /clock, ~/stats (topics.SIM_STATS_FIELDS) and
+Publishes the camera (sensor_msgs/Image rgb8, header.stamp = sim time, frame_id F1ROS/cameraL) with its
+sensor_msgs/CameraInfo (/F1ROS/cameraL/camera_info: the 640x480 60 deg pinhole of sim/camera.py, no
+distortion), nav_msgs/Odometry on /F1ROS/odom and the odom -> base_link transform on /tf after every
+physics step (as a Gazebo car does; /tf only where tf2_msgs is installed, i.e. a ROS 2 install - the
+PyPI packages lack it, and the node says so once at start-up), /clock, ~/stats (topics.SIM_STATS_FIELDS) and
 /F1ROS/episode_status (running | lap_completed | off_track | timeout; transient local, so a late
 subscriber still sees the end); subscribes /F1ROS/cmd_vel and /brain_node/stats.
 
@@ -33,12 +36,12 @@ import threading
 import time
 
 import numpy as np
-from geometry_msgs.msg import Twist
+from geometry_msgs.msg import TransformStamped, Twist
 from nav_msgs.msg import Odometry
+from rclpy.duration import Duration
 from rclpy.node import Node
-from rclpy.qos import qos_profile_sensor_data
 from rosgraph_msgs.msg import Clock
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Float64MultiArray, String
 
 from pilotnet_brain import interfaces as topics
@@ -48,11 +51,17 @@ from pilotnet_brain.ros.declare import declare_node_parameters
 from pilotnet_brain.ros.image_conversion import image_to_msg, set_stamp
 from pilotnet_brain.ros.messages import stats_layout
 from pilotnet_brain.ros.node_runtime import run_node
-from pilotnet_brain.ros.qos import LATCHED, RELIABLE
+from pilotnet_brain.ros.qos import LATCHED, RELIABLE, RELIABLE_CAMERA, SENSOR_DATA, TF
+from pilotnet_brain.sim.camera import CameraModel
 from pilotnet_brain.sim.circuits import load_circuit
 from pilotnet_brain.sim.clock import EpisodeClock, Reply
 from pilotnet_brain.sim.settings import sim_config_from_parameters
 from pilotnet_brain.sim.world import World, default_timeout_s
+
+try:
+    from tf2_msgs.msg import TFMessage
+except ImportError:  # part of a ROS 2 install, not on PyPI: then no /tf
+    TFMessage = None
 
 NODE_NAME = SIM_NODE.node
 
@@ -65,6 +74,33 @@ def sim_node_defaults() -> dict:
 def _yaw_quaternion(yaw: float, q) -> None:
     q.x = q.y = 0.0
     q.z, q.w = math.sin(yaw / 2), math.cos(yaw / 2)
+
+
+def camera_info_msg(camera: CameraModel, frame_id: str) -> CameraInfo:
+    """The CameraInfo of the simulator's pinhole camera (what Gazebo's camera sensor publishes): K and P
+    from its intrinsics, 'plumb_bob' with zero distortion, identity rectification."""
+    k = [float(v) for v in camera.intrinsics.ravel()]
+    msg = CameraInfo()
+    msg.header.frame_id = frame_id
+    msg.width, msg.height = camera.width, camera.height
+    msg.distortion_model = "plumb_bob"
+    msg.d = [0.0] * 5
+    msg.k = k
+    msg.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+    msg.p = k[0:3] + [0.0] + k[3:6] + [0.0] + k[6:9] + [0.0]  # monocular: P = [K | 0]
+    return msg
+
+
+def odom_transform(x: float, y: float, yaw: float, stamp_s: float) -> TransformStamped:
+    """odom -> base_link for the car at (x, y, yaw) on the ground plane, stamped with the sim time."""
+    msg = TransformStamped()
+    set_stamp(msg.header.stamp, stamp_s)
+    msg.header.frame_id = topics.ODOM_FRAME_ID
+    msg.child_frame_id = topics.BASE_FRAME_ID
+    msg.transform.translation.x, msg.transform.translation.y = float(x), float(y)
+    msg.transform.translation.z = 0.0
+    _yaw_quaternion(float(yaw), msg.transform.rotation)
+    return msg
 
 
 class DdsBrainLink:
@@ -85,6 +121,7 @@ class DdsBrainLink:
             seq0 = node._cmd_seq
         sent = time.perf_counter()
         node._publish_frame(frame, t)
+        node.wait_until_frame_received(t, wait_s)
 
         def answered():
             if node._stop.is_set():
@@ -139,9 +176,15 @@ class SimNode(Node):
         self.world = World(self.circuit, self.config)
         self.timeout_s = self.config.timeout_s or default_timeout_s(self.circuit)
 
-        self.image_pub = self.create_publisher(Image, p["camera_topic"], qos_profile_sensor_data)
+        # camera_reliable (set when recording): a reliable subscriber - bag_recorder - gets every frame
+        self.camera_reliable = bool(p["camera_reliable"])
+        self.image_pub = self.create_publisher(
+            Image, p["camera_topic"], RELIABLE_CAMERA if self.camera_reliable else SENSOR_DATA
+        )
+        self.camera_info_pub = self.create_publisher(CameraInfo, p["camera_info_topic"], SENSOR_DATA)
+        self.tf_pub = self.create_publisher(TFMessage, topics.TF_TOPIC, TF) if TFMessage is not None else None
         self.odom_pub = self.create_publisher(Odometry, p["odom_topic"], RELIABLE)
-        self.clock_pub = self.create_publisher(Clock, topics.CLOCK_TOPIC, 10)
+        self.clock_pub = self.create_publisher(Clock, topics.CLOCK_TOPIC, RELIABLE)  # one per step, as odometry
         self.status_pub = self.create_publisher(String, p["status_topic"], LATCHED)
         self.stats_pub = self.create_publisher(Float64MultiArray, topics.SIM_STATS_TOPIC, LATCHED)
         self.create_subscription(Twist, p["cmd_vel_topic"], self._on_cmd, 10)
@@ -156,6 +199,8 @@ class SimNode(Node):
         self.latencies = []  # camera -> command, wall s
         self.lockstep_timeouts = 0
         self.frame_count = 0
+        self.odom_count = 0  # odometry (and /clock) messages published
+        self.frame_ack_timeouts = 0  # camera_reliable: frames a reliable subscriber did not acknowledge in time
         self.end_reason = None
         self.finished = threading.Event()  # set when the node may exit (after linger)
         self._stop = threading.Event()
@@ -163,6 +208,7 @@ class SimNode(Node):
         self._odom = Odometry()
         self._odom.header.frame_id = topics.ODOM_FRAME_ID
         self._odom.child_frame_id = topics.BASE_FRAME_ID
+        self._camera_info = camera_info_msg(self.world.renderer.camera, p["frame_id"])
         self._clock = Clock()
         self._stats = Float64MultiArray(layout=stats_layout(topics.SIM_STATS_FIELDS))
         self._thread = None
@@ -171,6 +217,11 @@ class SimNode(Node):
             f"{self.circuit.name} {self.circuit.direction} ({self.circuit.length_m:.0f} m), clock "
             f"{self.config.clock}, camera {self.config.camera_rate_hz:g} Hz, time-out {self.timeout_s:g} s"
         )
+        if self.tf_pub is None:
+            self.get_logger().info(
+                f"not publishing {topics.TF_TOPIC} ({topics.ODOM_FRAME_ID} -> {topics.BASE_FRAME_ID}): "
+                "tf2_msgs is missing (it comes with a ROS 2 install, not from PyPI)"
+            )
 
     # --- callbacks (executor thread) -------------------------------------------------------
     def _on_cmd(self, msg):
@@ -192,6 +243,18 @@ class SimNode(Node):
             self._cond.notify_all()
 
     # --- publishing (simulation thread) ---------------------------------------------------
+    def wait_until_frame_received(self, t: float, timeout_s: float) -> None:
+        """camera_reliable, lock-step: wait until every reliable camera subscriber (bag_recorder) has the
+        frame, so a bag misses none. After one time-out (a subscriber gone) it stops waiting, and says so."""
+        if not self.camera_reliable or self.frame_ack_timeouts:
+            return
+        if not self.image_pub.wait_for_all_acked(Duration(seconds=timeout_s)):
+            self.frame_ack_timeouts += 1
+            self.get_logger().warning(
+                f"frame t={t:.2f} s not acknowledged by every reliable subscriber of "
+                f"{self.image_pub.topic_name} within {timeout_s} s; no longer waiting for them"
+            )
+
     def _publish_status(self, state: str):
         self.status_pub.publish(String(data=state))
 
@@ -202,6 +265,8 @@ class SimNode(Node):
             if len(self._published) > 100:
                 self._published.pop(next(iter(self._published)))
         self.image_pub.publish(self._image)
+        self._camera_info.header.stamp = self._image.header.stamp
+        self.camera_info_pub.publish(self._camera_info)
         self.frame_count += 1
 
     def _publish_odom_and_clock(self):
@@ -212,6 +277,9 @@ class SimNode(Node):
         _yaw_quaternion(float(s.yaw), o.pose.pose.orientation)
         o.twist.twist.linear.x, o.twist.twist.angular.z = float(s.v), float(s.w)
         self.odom_pub.publish(o)
+        self.odom_count += 1
+        if self.tf_pub is not None:
+            self.tf_pub.publish(TFMessage(transforms=[odom_transform(s.x, s.y, s.yaw, t)]))
         set_stamp(self._clock.clock, t)
         self.clock_pub.publish(self._clock)
 
@@ -285,7 +353,8 @@ class SimNode(Node):
                 f"episode ended: {reason} at t={self.world.sim_time_s:.2f} s, progress "
                 f"{self.world.progress_m:.0f}/{self.circuit.length_m:.0f} m, {self.frame_count} frames, "
                 f"camera->command latency mean {lat.mean() if len(lat) else float('nan'):.2f} ms, "
-                f"{self.lockstep_timeouts} command time-outs"
+                f"{self.lockstep_timeouts} command time-outs; published {self.frame_count} frames, "
+                f"{self.odom_count} odometry and {self.odom_count} clock messages"
             )
             if self.params["exit_on_end"]:
                 self._stop.wait(float(self.params["linger"]))

@@ -9,7 +9,8 @@ camera on a fixed grid of simulated time and hands each frame to the brain throu
 Rules (both clocks):
 - physics advances by `config.physics_dt_s` steps; a frame is rendered at the first physics step at or
   after each frame time (0, 1/camera_rate, 2/camera_rate, ... accumulated; 1e-9 s tolerance);
-- the episode ends at the first step where `end_reason` says so (off the road, lap completed, time-out).
+- the episode ends at the first step where `end_reason` says so (a brain error, off the road, lap
+  completed, time-out); a brain error is an answer that carries `Reply.error` (the brain's `last_error`).
 
 lock-step (`config.clock == "lockstep"`), as fast as possible:
 - each frame is handed over with `link.ask`, which blocks until the brain answers it;
@@ -46,13 +47,17 @@ if TYPE_CHECKING:
 #: Tolerance (s) when comparing simulated times on the physics grid (sums of floats drift).
 TIME_EPS_S = 1e-9
 CLOCKS = ("lockstep", "realtime")
-END_REASONS = ("off_track", "lap_completed", "timeout")
+END_REASONS = ("brain_error", "off_track", "lap_completed", "timeout")
 
 FrameHook = Callable[[float, np.ndarray, "VehicleState", Command], Command]
 
 
-def end_reason(world: World, timeout_s: float) -> str | None:
-    """Why the episode ends after the step just taken, or None. Counts the off-track event it reports."""
+def end_reason(world: World, timeout_s: float, brain_error: str | None = None) -> str | None:
+    """Why the episode ends after the step just taken, or None. Counts the off-track event it reports.
+
+    brain_error: the error a brain reported (its commands are stops from then on), which ends the run."""
+    if brain_error:
+        return "brain_error"
     if world.is_off_track:
         world.off_track_events += 1
         return "off_track"
@@ -70,6 +75,7 @@ class Reply:
     command: Command
     latency_s: float | None = None  # wall s from hand-over to answer (lock-step delay when latency_s is unset)
     inference_s: float | None = None  # the brain's own forward-pass time, when it reports one
+    error: str | None = None  # what went wrong in the brain (its `last_error`): the episode ends
 
 
 class BrainLink(Protocol):
@@ -117,7 +123,7 @@ class InProcessBrain:
         cmd = out.command
         if self.frame_hook is not None:
             cmd = self.frame_hook(t, frame, state, cmd)
-        return Reply(cmd, latency, out.inference_s)
+        return Reply(cmd, latency, out.inference_s, getattr(self.brain, "last_error", None))
 
     # --- real-time: the brain runs in its own thread on the newest frame -----------------------------
     def start(self) -> None:
@@ -169,8 +175,8 @@ class EpisodeClock:
     - on_apply(t, command): the command takes effect from the step starting at sim time t;
     - on_step(reason): after each physics step and its end check (reason None while running).
 
-    After `run`: `wall0` (perf_counter at the start of the loop), `frames`, `steps`, `replies` and
-    `missed` (lock-step frames without an answer).
+    After `run`: `wall0` (perf_counter at the start of the loop), `frames`, `steps`, `replies`,
+    `missed` (lock-step frames without an answer) and `brain_error` (the first `Reply.error`, or None).
     """
 
     def __init__(self, config, timeout_s: float, stop: threading.Event | None = None):
@@ -181,6 +187,7 @@ class EpisodeClock:
         self._stop = stop if stop is not None else threading.Event()
         self.wall0 = time.perf_counter()
         self.frames = self.steps = self.replies = self.missed = 0
+        self.brain_error: str | None = None
 
     def run(
         self,
@@ -214,6 +221,7 @@ class EpisodeClock:
                     self.missed += 1  # keep the command in force
                 else:
                     self.replies += 1
+                    self._note_error(t, reply)
                     on_reply(t, reply)
                     latency = reply.latency_s if cfg.latency_s is None else cfg.latency_s
                     pending.append((t + latency, reply.command))
@@ -242,6 +250,7 @@ class EpisodeClock:
                     next_frame_t += frame_period
                 for reply in link.poll():
                     self.replies += 1
+                    self._note_error(t, reply)
                     on_reply(t, reply)
                     applied = reply.command
                     on_apply(t, applied)
@@ -255,10 +264,14 @@ class EpisodeClock:
         finally:
             link.stop()
 
+    def _note_error(self, t: float, reply: Reply) -> None:
+        if reply.error and self.brain_error is None:
+            self.brain_error = f"{reply.error} (at t={t:.2f} s)"
+
     def _step(self, world, command: Command, on_step) -> str | None:
         world.step(command)
         self.steps += 1
-        reason = end_reason(world, self.timeout_s)
+        reason = end_reason(world, self.timeout_s, self.brain_error)
         on_step(reason)
         return reason
 

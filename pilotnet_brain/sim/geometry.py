@@ -20,7 +20,11 @@ __all__ = [
     "resample_closed_loop",
     "reverse_keeping_start",
     "signed_area",
+    "MAX_RESAMPLE_POINTS",
 ]
+
+#: Most spline samples one resampling may evaluate (each a few 16-byte arrays: ~0.5 GB at the bound).
+MAX_RESAMPLE_POINTS = 8_000_000
 
 
 def closed_step_lengths(points: np.ndarray) -> np.ndarray:
@@ -45,13 +49,31 @@ def resample_closed_loop(control_points: np.ndarray, spacing_m: float) -> tuple[
     Returns (points, actual_spacing). The spline is parametrised by
     cumulative chord length; arc length is then measured on a dense
     evaluation of it, so the output steps are equal to ~1e-6 relative.
+    Raises CircuitError, before allocating, when that evaluation would take more
+    than ``MAX_RESAMPLE_POINTS`` samples (a huge loop, or control points nearly on top of each other).
     """
     closed = np.vstack([control_points, control_points[:1]])
     chord = np.concatenate([[0.0], np.cumsum(closed_step_lengths(control_points))])
-    spline = CubicSpline(chord, closed, bc_type="periodic")
+    shortest_step = float(np.min(np.diff(chord)))
+    if not (math.isfinite(chord[-1]) and math.isfinite(spacing_m) and spacing_m > 0.0):
+        raise CircuitError(f"the loop's coordinates are not finite numbers (length {chord[-1]}, spacing {spacing_m})")
+    if shortest_step <= 0.0:
+        index = int(np.argmin(np.diff(chord)))
+        raise CircuitError(f"control points {index} and {(index + 1) % len(control_points)} coincide")
 
     # Dense enough that chord and arc agree far below a millimetre.
-    dense_step = min(spacing_m, float(np.min(np.diff(chord)))) / 8.0
+    dense_step = min(spacing_m, shortest_step) / 8.0
+    dense_estimate = max(chord[-1] / dense_step, 8.0 * len(control_points))
+    if dense_estimate > MAX_RESAMPLE_POINTS:
+        if chord[-1] / spacing_m * 8.0 > MAX_RESAMPLE_POINTS:
+            cause = f"the loop is {chord[-1]:.4g} m long, resampled every {spacing_m:.4g} m"
+        else:
+            cause = f"two control points are only {shortest_step:.3g} m apart"
+        raise CircuitError(
+            f"too large to resample: {cause}, it needs {dense_estimate:.3g} spline samples, "
+            f"more than the {MAX_RESAMPLE_POINTS:,} allowed"
+        )
+    spline = CubicSpline(chord, closed, bc_type="periodic")
     dense_count = max(int(math.ceil(chord[-1] / dense_step)), 8 * len(control_points))
     dense_param = np.linspace(0.0, chord[-1], dense_count + 1)
     dense_points = spline(dense_param)

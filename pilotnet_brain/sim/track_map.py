@@ -17,8 +17,58 @@ import cv2
 import numpy as np
 from scipy.spatial import cKDTree
 
+from pilotnet_brain.errors import CircuitError
+
 FAR_DISTANCE_M = 300.0  # the far field is clipped: it is all grass
-MAX_CELLS = 30_000_000  # ~120 MB; larger circuits get coarser cells (still exact lines, see above)
+MAX_CELLS = 30_000_000  # ~120 MB of float32; larger circuits get coarser cells (still exact lines, see above)
+# ... but no coarser than this fraction of the road's half width: with bend radii above the half width
+# (circuits.py checks), the interpolation error cell^2 / (8 R) stays under 1/128 of the half width.
+MAX_CELL_PER_HALF_WIDTH = 0.25
+BASE_CELL_M = 0.25
+MARGIN_M = 30.0
+
+
+@dataclass(frozen=True)
+class GridPlan:
+    """Where and how fine a circuit's map will be, computed before anything is allocated."""
+
+    origin: np.ndarray  # (2,) world (x, y) of cell (0, 0)
+    cell_m: float
+    rows: int
+    cols: int
+
+    @property
+    def cells(self) -> int:
+        return self.rows * self.cols
+
+
+def plan_grid(points, half_width_m: float, cell_m: float = BASE_CELL_M, margin_m: float = MARGIN_M) -> GridPlan:
+    """The grid a map of the closed line through ``points`` gets: ``cell_m`` cells, coarser if the
+    circuit's extent (plus ``margin_m``) would take more than MAX_CELLS.
+
+    Raises CircuitError when even MAX_CELLS cells would have to be coarser than MAX_CELL_PER_HALF_WIDTH
+    of the half width (the circuit is too large for a map within the memory bound).
+    """
+    pts = np.asarray(points, dtype=np.float64)
+    lo = pts.min(axis=0) - margin_m
+    hi = pts.max(axis=0) + margin_m
+    extent = hi - lo
+    if not np.all(np.isfinite(extent)):
+        raise CircuitError(f"the circuit's coordinates are not finite (extent {extent[0]} x {extent[1]} m)")
+    needed_cell = float(np.sqrt(np.prod(extent) / MAX_CELLS))
+    coarsest = max(cell_m, MAX_CELL_PER_HALF_WIDTH * half_width_m)
+    if needed_cell > coarsest:
+        wanted = float(np.prod(np.ceil(extent / cell_m) + 1))
+        raise CircuitError(
+            f"too large: it spans {extent[0]:.4g} x {extent[1]:.4g} m, a map of {wanted:.3g} cells of {cell_m:g} m "
+            f"({wanted * 4 / 1e6:.3g} MB); the map is bounded at {MAX_CELLS:,} cells ({MAX_CELLS * 4 / 1e6:.0f} MB), "
+            f"which needs {needed_cell:.3g} m cells, coarser than {MAX_CELL_PER_HALF_WIDTH:g} x the "
+            f"{half_width_m:.3g} m half width"
+        )
+    cell_m = max(cell_m, needed_cell)
+    cols = int(np.ceil((hi[0] - lo[0]) / cell_m)) + 1
+    rows = int(np.ceil((hi[1] - lo[1]) / cell_m)) + 1
+    return GridPlan(lo, cell_m, rows, cols)
 
 
 @dataclass
@@ -36,19 +86,19 @@ class TrackMap:
         cls,
         centerline: np.ndarray,
         half_width_m: float,
-        cell_m: float = 0.25,
-        margin_m: float = 30.0,
+        cell_m: float = BASE_CELL_M,
+        margin_m: float = MARGIN_M,
         exact_band_m: float | None = None,
     ) -> "TrackMap":
-        """Build the map for a closed center line given in driving order (either orientation)."""
+        """Build the map for a closed center line given in driving order (either orientation).
+
+        Its size is planned first (:func:`plan_grid`): a circuit too large for the memory bound is a
+        CircuitError before anything is allocated."""
         pts = np.asarray(centerline, dtype=np.float64)
         if exact_band_m is None:
             exact_band_m = half_width_m + 6.0
-        lo = pts.min(axis=0) - margin_m
-        hi = pts.max(axis=0) + margin_m
-        cell_m = max(cell_m, float(np.sqrt(np.prod(hi - lo) / MAX_CELLS)))
-        cols = int(np.ceil((hi[0] - lo[0]) / cell_m)) + 1
-        rows = int(np.ceil((hi[1] - lo[1]) / cell_m)) + 1
+        plan = plan_grid(pts, half_width_m, cell_m, margin_m)
+        lo, cell_m, rows, cols = plan.origin, plan.cell_m, plan.rows, plan.cols
         grid_pts = (pts - lo) / cell_m
 
         # 1) Approximate unsigned distance everywhere: Euclidean distance transform of the drawn line.

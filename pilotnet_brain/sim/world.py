@@ -163,6 +163,7 @@ class EpisodeLog:
     commands: np.ndarray  # (N, 2) v, w as applied
     speed: np.ndarray  # (M,) car speed at each odometry sample
     yaw: np.ndarray  # (M,)
+    brain_error: str | None = None  # what the brain reported when the run ended by "brain_error"
 
 
 class _Recorder:
@@ -243,4 +244,6 @@ def run_episode(
 
     reason = clock.run(world, InProcessBrain(brain, frame_hook), rec.reply, rec.command, on_step)
     rec.frame_count = clock.frames
-    return rec.finish(brain.name, time.perf_counter() - clock.wall0, reason)
+    log = rec.finish(brain.name, time.perf_counter() - clock.wall0, reason)
+    log.brain_error = clock.brain_error
+    return log

@@ -386,3 +386,178 @@ def test_a_node_whose_ros_teardown_hangs_still_exits_with_its_code(tmp_path):
     assert proc.returncode == 3, proc.stderr
     assert time.monotonic() - t0 < 20
     assert "teardown did not finish in 1 s; exiting with code 3" in proc.stderr
+
+
+# --- Gazebo conventions: newest frame only, use_sim_time, camera_info, odom -> base_link ------------------
+def test_camera_subscription_keeps_only_the_newest_frame(ctx):
+    """Frames that queued up while the brain was busy are dropped: it answers the newest one only."""
+    from rclpy.qos import ReliabilityPolicy
+    from std_msgs.msg import Float64MultiArray
+
+    from pilotnet_brain.ros.brain_node import BrainNode
+    from pilotnet_brain.ros.image_conversion import image_to_msg
+
+    brain = BrainNode(context=ctx, parameter_overrides=params(brain="explicit", watchdog_timeout=0.0))
+    assert brain.image_sub.qos_profile.depth == 1
+    assert brain.image_sub.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT
+    h = _Harness(ctx)
+    answered = []
+    h.node.create_subscription(Float64MultiArray, "/brain_node/stats", lambda m: answered.append(m.data[0]), 100)
+    brain_ex, harness_ex = SingleThreadedExecutor(context=ctx), SingleThreadedExecutor(context=ctx)
+    brain_ex.add_node(brain)
+    harness_ex.add_node(h.node)
+    msg = image_to_msg(camera_frame(), frame_id="cam")
+    try:
+        assert spin_until(harness_ex, lambda: h.pub.get_subscription_count() > 0, 10)
+        assert spin_until(brain_ex, lambda: brain.stats_pub.get_subscription_count() > 0, 10)
+        for second in range(1, 5):  # a burst while the brain is not taking frames (not spinning)
+            msg.header.stamp.sec = second
+            h.pub.publish(msg)
+        time.sleep(0.5)  # delivered into the subscription's queue by DDS meanwhile
+        spin_until(brain_ex, lambda: False, 0.5)
+        assert spin_until(harness_ex, lambda: answered, 5)
+        assert brain.frames == 1 and answered == [4.0], answered
+    finally:
+        brain_ex.shutdown()
+        harness_ex.shutdown()
+        brain.destroy_node()
+        h.node.destroy_node()
+
+
+def test_with_use_sim_time_the_watchdog_runs_on_simulated_time(ctx):
+    """Images stop while /clock stands still (Gazebo paused): no stop. /clock moves on: one zero command."""
+    from rosgraph_msgs.msg import Clock
+
+    from pilotnet_brain.ros.brain_node import BrainNode
+    from pilotnet_brain.ros.image_conversion import image_to_msg, set_stamp
+
+    watchdog = 0.3
+    brain = BrainNode(
+        context=ctx, parameter_overrides=params(brain="explicit", watchdog_timeout=watchdog, use_sim_time=True)
+    )
+    h = _Harness(ctx)
+    clock_pub = h.node.create_publisher(Clock, "/clock", 10)
+    ex = SingleThreadedExecutor(context=ctx)
+    ex.add_node(brain)
+    ex.add_node(h.node)
+
+    def set_sim_time(t):
+        clock = Clock()
+        set_stamp(clock.clock, t)
+        clock_pub.publish(clock)
+        return spin_until(ex, lambda: abs(brain.get_clock().now().nanoseconds * 1e-9 - t) < 1e-6, 5)
+
+    msg = image_to_msg(camera_frame(), frame_id="cam")
+    try:
+        assert spin_until(ex, lambda: h.pub.get_subscription_count() > 0 and clock_pub.get_subscription_count() > 0, 10)
+        assert set_sim_time(100.0), "brain_node does not follow /clock"
+        for _ in range(20):  # best effort: until a frame got through
+            h.pub.publish(msg)
+            if spin_until(ex, lambda: h.cmds, 0.25):
+                break
+        assert h.cmds and h.cmds[-1][1] > 0
+        driving = len(h.cmds)
+        spin_until(ex, lambda: False, 3 * watchdog)  # wall time passes, simulated time does not
+        assert len(h.cmds) == driving and not brain._stale
+        assert set_sim_time(100.0 + 2 * watchdog)
+        assert spin_until(ex, lambda: len(h.cmds) > driving, 2.0), "no zero command once simulated time moved on"
+        assert h.cmds[driving][1:] == (0.0, 0.0) and brain._stale
+    finally:
+        ex.shutdown()
+        brain.destroy_node()
+        h.node.destroy_node()
+
+
+def test_camera_info_is_the_pinhole_camera_of_the_simulator():
+    import math
+
+    from pilotnet_brain.ros.sim_node import camera_info_msg
+    from pilotnet_brain.sim.camera import CameraModel
+
+    camera = CameraModel()
+    info = camera_info_msg(camera, "F1ROS/cameraL")
+    assert (info.width, info.height, info.header.frame_id) == (640, 480, "F1ROS/cameraL")
+    assert info.distortion_model == "plumb_bob" and list(info.d) == [0.0] * 5
+    k = np.asarray(info.k).reshape(3, 3)
+    assert 2 * math.degrees(math.atan(info.width / 2 / k[0, 0])) == pytest.approx(60.0)  # horizontal FOV
+    assert k[1, 1] == k[0, 0] and (k[0, 2], k[1, 2]) == (320.0, 240.0) and k[2].tolist() == [0, 0, 1]
+    assert np.asarray(info.r).reshape(3, 3).tolist() == np.eye(3).tolist()
+    assert np.asarray(info.p).reshape(3, 4).tolist() == np.hstack([k, np.zeros((3, 1))]).tolist()
+    # K maps what the renderer draws: a ground point 10 m ahead, 2 m left lands where project() puts it
+    ground = np.array([[10.0, 2.0]])
+    height, forward, pitch = camera.height_m, camera.forward_m, camera.pitch_rad
+    x_cam = -ground[0, 1]  # camera x to the right
+    along = ground[0, 0] - forward
+    y_cam = height * math.cos(pitch) - along * math.sin(pitch)  # down, in the pitched camera frame
+    z_cam = along * math.cos(pitch) + height * math.sin(pitch)
+    u, v, w = k @ [x_cam, y_cam, z_cam]
+    assert (u / w, v / w) == pytest.approx(tuple(camera.project(ground)[0]))
+
+
+def test_odom_to_base_link_transform():
+    import math
+
+    from geometry_msgs.msg import TransformStamped
+
+    from pilotnet_brain.interfaces import BASE_FRAME_ID, ODOM_FRAME_ID
+    from pilotnet_brain.ros.sim_node import odom_transform
+
+    t = odom_transform(12.5, -3.0, math.pi / 2, 7.25)
+    assert isinstance(t, TransformStamped)
+    assert (t.header.frame_id, t.child_frame_id) == (ODOM_FRAME_ID, BASE_FRAME_ID) == ("odom", "base_link")
+    assert (t.header.stamp.sec, t.header.stamp.nanosec) == (7, 250_000_000)
+    tr, q = t.transform.translation, t.transform.rotation
+    assert (tr.x, tr.y, tr.z) == (12.5, -3.0, 0.0)
+    assert (q.x, q.y) == (0.0, 0.0) and (q.z, q.w) == pytest.approx((math.sqrt(0.5), math.sqrt(0.5)))
+    yaw = 2 * math.atan2(q.z, q.w)  # the heading comes back out
+    assert yaw == pytest.approx(math.pi / 2)
+
+
+def test_sim_node_publishes_what_a_gazebo_car_does(ctx, capfd):
+    """camera_info with every frame (same stamp, camera frame_id), odometry and /clock; /tf when tf2_msgs is
+    installed, else one start-up line saying why not."""
+    from nav_msgs.msg import Odometry
+    from sensor_msgs.msg import CameraInfo, Image
+
+    from pilotnet_brain.interfaces import CAMERA_FRAME_ID, GAZEBO_TOPICS, TF_TOPIC
+    from pilotnet_brain.ros import sim_node as sim_module
+    from pilotnet_brain.ros.qos import SENSOR_DATA
+
+    sim = sim_module.SimNode(context=ctx, parameter_overrides=params(circuit="simple_circuit"))
+    published = {p.topic_name: p.msg_type for p in sim.publishers}
+    for role, (topic, msg_type) in GAZEBO_TOPICS.items():
+        if role == "cmd_vel":
+            assert topic in {s.topic_name for s in sim.subscriptions}
+        elif role != "tf" or sim_module.TFMessage is not None:
+            assert f"{published[topic].__module__.split('.')[0]}/msg/{published[topic].__name__}" == msg_type, role
+    if sim_module.TFMessage is None:
+        assert TF_TOPIC not in published
+    h = rclpy.create_node("harness", context=ctx)
+    got = {"image": [], "info": [], "odom": []}
+    h.create_subscription(Image, GAZEBO_TOPICS["camera"][0], lambda m: got["image"].append(m.header), SENSOR_DATA)
+    h.create_subscription(CameraInfo, GAZEBO_TOPICS["camera_info"][0], lambda m: got["info"].append(m), SENSOR_DATA)
+    h.create_subscription(Odometry, GAZEBO_TOPICS["odom"][0], lambda m: got["odom"].append(m), 10)
+    ex = SingleThreadedExecutor(context=ctx)
+    ex.add_node(sim)
+    ex.add_node(h)
+    try:
+        assert spin_until(ex, lambda: sim.camera_info_pub.get_subscription_count() > 0, 10)
+        for i in range(20):  # best effort: until one frame and its camera_info arrived
+            sim._publish_frame(sim.world.render(), 1.5 + i)
+            sim._publish_odom_and_clock()
+            if spin_until(ex, lambda: got["image"] and got["info"] and got["odom"], 0.25):
+                break
+        image_stamps = {(s.stamp.sec, s.stamp.nanosec) for s in got["image"]}
+        info = got["info"][0]
+        assert (info.header.stamp.sec, info.header.stamp.nanosec) in image_stamps
+        assert info.header.frame_id == CAMERA_FRAME_ID and (info.width, info.height) == (640, 480)
+        assert got["odom"][0].child_frame_id == "base_link"
+    finally:
+        ex.shutdown()
+        sim.destroy_node()
+        h.destroy_node()
+    err = capfd.readouterr().err
+    if sim_module.TFMessage is None:
+        assert err.count("not publishing /tf") == 1 and "tf2_msgs is missing" in err
+    else:
+        assert "not publishing /tf" not in err

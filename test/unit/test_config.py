@@ -18,7 +18,10 @@ from pilotnet_brain.config import (
 )
 from pilotnet_brain.errors import ConfigError
 
-SHIPPED_FILES = sorted((REPO_ROOT / "config").glob("*.yaml")) + sorted((REPO_ROOT / "config" / "brains").glob("*.yaml"))
+#: ROS 2 parameter files (config/ros_gz_bridge.yaml is ros_gz_bridge's own format: test/ros/test_gazebo_bridge.py).
+SHIPPED_FILES = [p for p in sorted((REPO_ROOT / "config").glob("*.yaml")) if p.name != "ros_gz_bridge.yaml"] + sorted(
+    (REPO_ROOT / "config" / "brains").glob("*.yaml")
+)
 
 
 def write(tmp_path, text, name="params.yaml"):
@@ -226,11 +229,12 @@ def test_sim_config_from_parameters_validates_and_maps():
 def test_cli_sim_options_and_config_file_are_checked_by_the_schema(tmp_path, capsys):
     from pilotnet_brain.cli.main import main
 
-    assert main(["drive", "--brain", "explicit", "--camera-rate", "-5", "--timeout", "1"]) == 2
+    with pytest.raises(SystemExit) as stop:  # refused by the option's type, built from the same spec
+        main(["drive", "--brain", "explicit", "--camera-rate", "-5", "--timeout", "1"])
+    assert stop.value.code == 2
     err = capsys.readouterr().err.strip()
-    assert (
-        err
-        == "pilotnet-brain drive: error: simulator settings: camera_rate=-5.0 is out of range (allowed: a float > 0)"
+    assert err == (
+        "pilotnet-brain drive: error: argument --camera-rate: camera_rate=-5.0 is out of range (allowed: a float > 0)"
     )
     bad = write(tmp_path, "sim_node:\n  ros__parameters:\n    latency: .inf\n")
     assert main(["drive", "--brain", "explicit", "--config", str(bad), "--timeout", "1"]) == 2
@@ -275,5 +279,14 @@ def test_launch_arguments_are_node_parameters():
         assert args[name] == SIM_NODE[name]
     assert args["out_dir"].default == METRICS_NODE["output_dir"].default
     assert config.launch_default(args["record"]) == "false" and config.launch_default(args["scale"]) == "1.0"
-    assert config.BRAIN_LAUNCH_ARGUMENTS == (args["brain_config"],)
     assert (REPO_ROOT / "config" / args["brain_config"].default).is_file()
+    brain_args = {a.name: a for a in config.BRAIN_LAUNCH_ARGUMENTS}
+    assert list(brain_args) == ["brain_config", "namespace", "camera_topic", "cmd_vel_topic", "use_sim_time"]
+    assert brain_args["brain_config"] == args["brain_config"]
+    for topic in ("camera_topic", "cmd_vel_topic"):  # remappings of brain_node's topics, from their defaults
+        assert brain_args[topic].default == BRAIN_NODE[topic].default
+    # ROS's own parameter, in both launch files: known to every node, not declared by the package
+    assert args["use_sim_time"] is brain_args["use_sim_time"] is config.USE_SIM_TIME
+    assert (
+        config.USE_SIM_TIME.name in config.BUILTIN_PARAMETERS and config.launch_default(args["use_sim_time"]) == "false"
+    )
