@@ -25,3 +25,7 @@ class BackendUnavailable(RuntimeError):
 
 class RecordingError(RuntimeError):
     """A dataset recording that could not be completed; what was recorded is kept, marked incomplete."""
+
+
+class BagError(ValueError):
+    """A rosbag2 bag that is missing, damaged or not a run's bag; the message names the bag and the fault."""

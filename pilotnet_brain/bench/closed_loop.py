@@ -189,9 +189,9 @@ def _agreement(live: dict, from_bag: dict) -> dict:
     return {"max_abs_diff": worst, "differing_keys": differing}
 
 
-#: A run whose metrics_node never heard brain_node (FastDDS endpoint discovery can stall for > 30 s on a
-#: loaded 2-core machine; the lap itself still runs) is run again, once.
-RUN_ATTEMPTS = 2
+#: The warning of a run whose metrics_node never heard brain_node (the lap itself still ran). With the
+#: graph's Fast DDS profile (config/fastdds.xml) discovery completes within a second, so it is reported,
+#: not retried (`pilotnet-brain graph-benchmark` measures it).
 NO_BRAIN_STATS = (
     "metrics_node received no brain stats (DDS discovery never matched brain_node's "
     "topics), so inference time and brain frequency are missing"
@@ -203,7 +203,7 @@ def _missing_brain_stats(metrics: dict) -> bool:
 
 
 def _drop_old_bags(run_out: Path) -> None:
-    """A bag is never overwritten by its writer: drop this run's bag of a previous benchmark or attempt."""
+    """A bag is never overwritten by its writer: drop this run's bag of a previous benchmark."""
     for old in run_out.glob("*_bag"):
         if is_bag(old) or (old / SIDE_FILE).is_file():
             shutil.rmtree(old)
@@ -225,9 +225,8 @@ def run_benchmark(
 
     Each row is the run's metrics plus ``method`` (preset name), ``preset`` (its path), ``clock``,
     ``run_wall_s`` (launch to exit), ``metrics_path``/``bag_path``, with ``record`` the bag's
-    re-scored metrics' ``bag_agreement``, ``attempts`` (a run whose brain stats never reached metrics_node
-    is run again once; if they are still missing the row gets ``warning``), and on failure ``error`` (the
-    run counts 0 % completed).
+    re-scored metrics' ``bag_agreement``, ``warning`` when the brain stats never reached metrics_node, and
+    on failure ``error`` (the run counts 0 % completed).
     """
     presets = resolve_presets(brains)
     run_fn = run_fn or _default_run_fn()
@@ -249,43 +248,25 @@ def run_benchmark(
             "brain": name,
             "clock": clock,
         }
-        failure = None
-        for attempt in range(1, RUN_ATTEMPTS + 1):
-            if record and run_out is not None:
-                _drop_old_bags(run_out)
-            t0 = time.perf_counter()
-            try:
-                result = run_fn(
-                    circuit=circuit,
-                    direction=direction,
-                    brain_config=str(path),
-                    clock=clock,
-                    record=record,
-                    out_dir=run_out,
-                    timeout=timeout,
-                )
-            except Exception as error:  # one broken run must not lose the others
-                log(f"benchmark: {name} on {circuit} {direction} failed: {type(error).__name__}: {error}")
-                failure = f"{type(error).__name__}: {error}"
-                break
-            metrics = dict(result.get("metrics") or {})
-            if not _missing_brain_stats(metrics):
-                break
-            log(
-                f"benchmark: {name} on {circuit} {direction}: {NO_BRAIN_STATS}"
-                + ("; running it again" if attempt < RUN_ATTEMPTS else "")
+        if record and run_out is not None:
+            _drop_old_bags(run_out)
+        t0 = time.perf_counter()
+        try:
+            result = run_fn(
+                circuit=circuit,
+                direction=direction,
+                brain_config=str(path),
+                clock=clock,
+                record=record,
+                out_dir=run_out,
+                timeout=timeout,
             )
-        if failure is not None:
-            rows.append(
-                {
-                    **base,
-                    "completed_pct": 0.0,
-                    "error": failure,
-                    "run_wall_s": time.perf_counter() - t0,
-                    "attempts": attempt,
-                }
-            )
+        except Exception as error:  # one broken run must not lose the others
+            log(f"benchmark: {name} on {circuit} {direction} failed: {type(error).__name__}: {error}")
+            failure = f"{type(error).__name__}: {error}"
+            rows.append({**base, "completed_pct": 0.0, "error": failure, "run_wall_s": time.perf_counter() - t0})
             continue
+        metrics = dict(result.get("metrics") or {})
         row = {
             **base,
             **metrics,
@@ -293,11 +274,11 @@ def run_benchmark(
             "preset": str(path),
             "clock": clock,
             "run_wall_s": time.perf_counter() - t0,
-            "attempts": attempt,
             "metrics_path": str(result.get("metrics_path")) if result.get("metrics_path") else None,
             "bag_path": str(result.get("bag_path")) if result.get("bag_path") else None,
         }
         if _missing_brain_stats(metrics):
+            log(f"benchmark: {name} on {circuit} {direction}: {NO_BRAIN_STATS}")
             row["warning"] = NO_BRAIN_STATS
         if not metrics:
             row["error"] = "run produced no metrics"

@@ -3,10 +3,12 @@
 Each start is one short lock-step run through ``ros.launcher.run_simulation`` (new processes, a new
 private ROS_DOMAIN_ID), and gives:
 
-- ``discovery_s``: from sim_node's node (and DDS participant) being created until it sees
-  brain_node and metrics_node, which started before it (sim_node logs it: "start-up: graph matched
-  X s after the node was created");
-- ``camera_to_command_ms``: sim_node's mean time from publishing a frame to the brain's answer;
+- ``discovery_s``: from the last node of the graph being up (its first log line, written once its
+  node, hence its DDS participant and topics, exist) until sim_node sees brain_node and metrics_node
+  (sim_node logs "start-up: graph matched X s after the node was created"); DDS discovery alone;
+- ``sim_wait_s``: that X: how long sim_node waited for its peers, their process start-up included;
+- ``camera_to_command_ms``: sim_node's mean time from publishing a frame to the brain's answer
+  (``inference_ms``: the brain's mean inference time, part of it);
 - ``lost_frames``: frames whose command never came within sim_node's lock-step wait;
 - ``stall``: the start did not run cleanly: no metrics, the graph never matched, metrics_node never
   heard brain_node (no brain stats), or a frame was lost.
@@ -39,12 +41,25 @@ GRAPH_MATCHED = re.compile(r"start-up: graph matched ([0-9.]+) s after the node 
 CIRCUIT = "simple_circuit"
 
 
-def discovery_seconds(sim_log: Path) -> float | None:
-    """sim_node's discovery time from its log, or None when the graph never matched."""
-    if not sim_log.is_file():
-        return None
-    found = GRAPH_MATCHED.search(sim_log.read_text(errors="replace"))
-    return float(found.group(1)) if found else None
+#: A ROS log line in the default console format: "[INFO] [1796304758.452483217] [sim_node]: ...".
+LOG_LINE = re.compile(r"^\[\w+\] \[(\d+\.\d+)\] \[[^\]]+\]: (.*)$", re.MULTILINE)
+
+
+def _log_lines(log: Path) -> list[tuple[float, str]]:
+    """(wall time, message) of every ROS log line of a node's log (other output is skipped)."""
+    if not log.is_file():
+        return []
+    return [(float(t), message) for t, message in LOG_LINE.findall(log.read_text(errors="replace"))]
+
+
+def graph_timings(logs: Path) -> tuple[float | None, float | None]:
+    """(discovery_s, sim_wait_s) of one start from its node logs; (None, None) if the graph never matched."""
+    for t, message in _log_lines(logs / "sim_node.log"):
+        found = GRAPH_MATCHED.search(message)
+        if found:
+            node_up = [lines[0][0] for lines in map(_log_lines, sorted(logs.glob("*.log"))) if lines]
+            return max(0.0, t - max(node_up)), float(found.group(1))
+    return None, None
 
 
 def one_start(
@@ -61,7 +76,9 @@ def one_start(
         "transports": transports,
         "brain": brain,
         "discovery_s": None,
+        "sim_wait_s": None,
         "camera_to_command_ms": None,
+        "inference_ms": None,
         "lost_frames": None,
         "error": None,
     }
@@ -82,11 +99,12 @@ def one_start(
     else:
         metrics = result["metrics"]
         row["camera_to_command_ms"] = metrics.get("camera_to_command_latency_ms")
+        row["inference_ms"] = metrics.get("mean_inference_time_ms")
         row["lost_frames"] = int(metrics.get("lockstep_timeouts") or 0)
         if metrics.get("mean_inference_time_ms") is None:
             row["error"] = "metrics_node received no brain stats (it never matched brain_node)"
         row["wall_s"] = result["wall_s"]
-    row["discovery_s"] = discovery_seconds(out_dir / "logs" / "sim_node.log")
+    row["discovery_s"], row["sim_wait_s"] = graph_timings(out_dir / "logs")
     if row["error"] is None and row["discovery_s"] is None:
         row["error"] = "sim_node never logged that the graph matched"
     row["stall"] = row["error"] is not None or bool(row["lost_frames"])
@@ -109,7 +127,7 @@ def run_graph_benchmark(
 ) -> list[dict]:
     """``starts`` fresh starts of the graph for every (transports, brain); one row per start.
 
-    A pair whose first start fails because a node exited is not started again (its row says why).
+    A pair whose first start fails because brain_node exited is not started again (its row says why).
     """
     if starts < 1:
         raise ValueError(f"--starts must be at least 1, not {starts}")
@@ -142,12 +160,17 @@ def run_graph_benchmark(
     return rows
 
 
+def _number(value, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
 def _progress_line(row: dict, i: int, n: int) -> str:
     head = f"{row['transports']} {row['brain']} start {i}/{n}:"
     if row["error"]:
         return f"{head} STALL: {row['error'].splitlines()[0][:200]}"
     return (
-        f"{head} discovery {row['discovery_s']:.2f} s, camera->command {row['camera_to_command_ms']:.2f} ms, "
+        f"{head} discovery {_number(row['discovery_s'], '.2f')} s, "
+        f"camera->command {_number(row['camera_to_command_ms'], '.2f')} ms, "
         f"{row['lost_frames']} lost frame(s){' STALL' if row['stall'] else ''}"
     )
 
@@ -165,18 +188,22 @@ def summarize_starts(rows: list[dict]) -> list[dict]:
     for (transport, brain), runs in groups.items():
         discovery = [r["discovery_s"] for r in runs if r["discovery_s"] is not None]
         latency = [r["camera_to_command_ms"] for r in runs if r["camera_to_command_ms"] is not None]
+        # over the starts that produced metrics (one that timed out lost an unknown number)
+        lost = [r["lost_frames"] for r in runs if r["lost_frames"] is not None]
         out.append(
             {
                 "transports": transport,
                 "brain": brain,
                 "starts": len(runs),
                 "stalls": sum(r["stall"] for r in runs),
-                "lost_frames": sum(r["lost_frames"] or 0 for r in runs),
+                "lost_frames": sum(lost) if lost else None,
                 "discovery_p50_s": _percentile(discovery, 50),
                 "discovery_p99_s": _percentile(discovery, 99),
                 "discovery_max_s": max(discovery) if discovery else None,
+                "sim_wait_p99_s": _percentile([r["sim_wait_s"] for r in runs if r["sim_wait_s"] is not None], 99),
                 "camera_to_command_p50_ms": _percentile(latency, 50),
                 "camera_to_command_p99_ms": _percentile(latency, 99),
+                "inference_p50_ms": _percentile([r["inference_ms"] for r in runs if r["inference_ms"] is not None], 50),
                 "error": next((r["error"].splitlines()[0] for r in runs if _node_failed(r)), None),
             }
         )
@@ -193,8 +220,10 @@ COLUMNS = (
     ("discovery_p50_s", "Discovery p50 (s)", "{:.2f}"),
     ("discovery_p99_s", "Discovery p99 (s)", "{:.2f}"),
     ("discovery_max_s", "Discovery max (s)", "{:.2f}"),
+    ("sim_wait_p99_s", "sim_node start-up wait p99 (s)", "{:.2f}"),
     ("camera_to_command_p50_ms", "Camera->command p50 (ms)", "{:.2f}"),
     ("camera_to_command_p99_ms", "Camera->command p99 (ms)", "{:.2f}"),
+    ("inference_p50_ms", "of which inference p50 (ms)", "{:.2f}"),
 )
 
 

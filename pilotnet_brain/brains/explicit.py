@@ -8,12 +8,11 @@
    scheduled with speed so the closed loop has the same natural frequency at any speed.
 4. Choose the speed from the sharpest curvature visible ahead (lateral-acceleration limit).
 
-Blind: when it cannot see the line it brakes to a stop along its last path and says why (BrainOutput.blind).
-A scan row shows the line when it has a red run no wider than the line can look (it may run at most
-`max_line_angle_deg` off the car's heading) among at most `max_red_runs` runs (more is clutter: noise, not
-a line); the brain is blind when fewer than `min_line_rows` rows show it (a black or noisy frame, grass
-only, the line occluded) or when the points do not lie on one smooth line (`max_fit_rms_m`). Normal
-driving on every circuit keeps at least 8 rows on the line, one run each, with a fit residual under 0.7 m.
+Blind: when it cannot see the line it brakes to a stop along the road's last seen curvature and says why
+(BrainOutput.blind). A scan row shows the line when it has at least one and at most `max_red_runs` red
+runs (more is clutter: noise, not a line); the brain is blind when fewer than `min_line_rows` rows show
+it (a black or noisy frame, grass only, the line occluded) or when their points do not lie on one smooth
+line (`max_fit_rms_m`).
 """
 
 from __future__ import annotations
@@ -25,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pilotnet_brain.control import BrainOutput, Command
-from pilotnet_brain.sim.camera import RED_LINE_WIDTH_M, CameraModel
+from pilotnet_brain.sim.camera import CameraModel
 
 SCAN_DISTANCES_M = (2.5, 3.0, 3.5, 4.0, 5.0, 6.0, 7.0, 8.5, 10.0, 12.0, 14.0, 16.5, 19.0, 22.0)
 
@@ -39,9 +38,7 @@ class ExplicitBrainParams:
     damping: float = 0.8
     ki: float = 0.05  # per (m s) of lateral offset; removes a steady bias
     red_contrast: int = 50  # red channel must beat green and blue by this much
-    line_width_m: float = RED_LINE_WIDTH_M
-    max_line_angle_deg: float = 70.0  # a red run wider than the line seen this far off the heading is not the line
-    max_red_runs: int = 3  # more red runs on a scan row is clutter (the line and two other parts of the circuit at most)
+    max_red_runs: int = 3  # more red runs on a scan row: clutter (the line + two other parts of the circuit)
     min_line_rows: int = 4  # fewer scan rows on the line: blind (the quadratic fit needs 3, plus one to spare)
     max_fit_rms_m: float = 1.0  # points further off one smooth line than this (RMS): blind
     blind_decel_mps2: float = 4.0  # braking to a stop when blind
@@ -62,26 +59,19 @@ class ExplicitBrain:
         self.rows = np.array(rows)
         self._cols = np.arange(self.camera.width, dtype=np.float64)
         self._h_inv = np.linalg.inv(self.camera.car_ground_to_image())
-        # Widest red run per scan row that can still be the line: its width in pixels there (a row is a line
-        # of constant distance ahead) over the cosine of the largest angle it may run at, plus a pixel of
-        # anti-aliasing either side.
-        half = self.params.line_width_m / 2
-        edges = [self.camera.project(np.array([[x, -half], [x, half]]))[:, 0] for x in dists]
-        line_px = np.array([abs(u[1] - u[0]) for u in edges])
-        self._max_run_px = line_px / math.cos(math.radians(self.params.max_line_angle_deg)) + 2
         self.reset()
 
     def reset(self) -> None:
         self._integral = 0.0
         self._last_stamp: float | None = None
         self._last_v = 0.0  # until it has driven, the car is taken to stand still
-        self._last_curvature = 0.0  # of the last command's path (w / v)
+        self._road_curvature = 0.0  # of the line at the car, last seen (1/m, left positive)
 
     # --- perception --------------------------------------------------------------------------------
     def line_points(self, image_rgb: np.ndarray) -> np.ndarray:
         """Ground points (X forward, Y left; m, car frame) of the red line on the scan rows, near to far.
 
-        Rows whose red does not look like the line (cluttered, or the run too wide) give no point.
+        A cluttered row (more than max_red_runs red runs: noise, not a line) gives no point.
         """
         band = image_rgb[self.rows].astype(np.int16)
         redness = band[..., 0] - np.maximum(band[..., 1], band[..., 2])
@@ -99,10 +89,7 @@ class ExplicitBrain:
                 continue
             centres = [r.mean() for r in runs]
             ref = self.camera.width / 2 if prev_u is None else prev_u
-            k = min(range(len(runs)), key=lambda j: abs(centres[j] - ref))
-            u = centres[k]
-            if runs[k][-1] - runs[k][0] + 1 > self._max_run_px[i]:
-                continue
+            u = min(centres, key=lambda c: abs(c - ref))
             if prev_u is not None and abs(u - prev_u) > self.camera.width * 0.35:
                 break  # the line jumped: what follows belongs to another part of the circuit
             prev_u = u
@@ -151,11 +138,11 @@ class ExplicitBrain:
         kd = 2 * p.damping * wn
         w = v * 2 * c2 + kp * a0 + p.ki * self._integral + kd * heading
         self._last_v = v
-        self._last_curvature = w / v
+        self._road_curvature = 2 * c2
         return BrainOutput(Command(v, w), time.perf_counter() - t0)
 
     def _brake(self, dt: float, reason: str, t0: float) -> BrainOutput:
-        """Blind: slow down towards a stop along the last commanded path (same curvature)."""
+        """Blind: slow down towards a stop following the road's last seen curvature (no correction: no measurement)."""
         v = max(0.0, self._last_v - self.params.blind_decel_mps2 * dt)
         self._last_v = v
-        return BrainOutput(Command(v, v * self._last_curvature), time.perf_counter() - t0, blind=reason)
+        return BrainOutput(Command(v, v * self._road_curvature), time.perf_counter() - t0, blind=reason)

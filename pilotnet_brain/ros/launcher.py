@@ -696,14 +696,16 @@ def run_brain(
     cmd_vel_topic: str = _BRAIN_LAUNCH_DEFAULTS["cmd_vel_topic"],
     use_sim_time: bool = _BRAIN_LAUNCH_DEFAULTS["use_sim_time"],
     out_dir=_LAUNCH_DEFAULTS["out_dir"],
-    echo=sys.stderr,
+    echo=None,
 ) -> int:
     """Run brain_node alone until Ctrl-C (uses the caller's ROS_DOMAIN_ID: it must meet Gazebo).
 
     The node's output goes to <out_dir>/logs/brain_node.log and to `echo` (the terminal), each line
-    prefixed [brain_node]; before that, the domain and how to attach a tool. Returns the node's exit code
-    (2: it could not start, its one-line reason printed).
+    prefixed [brain_node]; before that, the domain and how to attach a tool. `echo`: that terminal stream
+    (default: sys.stderr at call time). Returns the node's exit code (2: it could not start, its one-line
+    reason printed).
     """
+    echo = sys.stderr if echo is None else echo
     graph = brain_graph(
         brain_config,
         namespace=namespace,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import threading
 
@@ -73,6 +74,7 @@ def run_node(
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        _ignore_interrupts()
         # The node's work is on disk by now; DDS teardown has been seen to hang (a participant still
         # negotiating a TCP connection), so it gets TEARDOWN_TIMEOUT_S and then the process exits.
         watchdog = threading.Timer(TEARDOWN_TIMEOUT_S, _exit_after_stuck_teardown, args=(node_name, rc))
@@ -89,8 +91,17 @@ def run_node(
             node.destroy_node()
         if rclpy.ok():
             rclpy.shutdown()
+        _ignore_interrupts()  # rclpy.shutdown puts back Python's handler, which raises KeyboardInterrupt
         watchdog.cancel()
     return rc
+
+
+def _ignore_interrupts() -> None:
+    """From teardown on, SIGINT/SIGTERM are ignored: the node is exiting already, and a launcher's SIGINT
+    landing now (it stops every node once the metrics are written) would turn the exit code into -2."""
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)
 
 
 def _exit_after_stuck_teardown(node_name: str, rc: int) -> None:

@@ -119,9 +119,9 @@ class DdsBrainLink:
         use_stats = node.count_publishers(p["brain_stats_topic"]) > 0
         with node._cond:
             seq0 = node._cmd_seq
+        node.wait_until_frames_received(t, wait_s)  # the frames before this one
         sent = time.perf_counter()
         node._publish_frame(frame, t)
-        node.wait_until_frame_received(t, wait_s)
 
         def answered():
             if node._stop.is_set():
@@ -200,6 +200,7 @@ class SimNode(Node):
         self.lockstep_timeouts = 0
         self.frame_count = 0
         self.odom_count = 0  # odometry (and /clock) messages published
+        self.stats_count = 0  # ~/stats messages published
         self.frame_ack_timeouts = 0  # camera_reliable: frames a reliable subscriber did not acknowledge in time
         self.end_reason = None
         self.finished = threading.Event()  # set when the node may exit (after linger)
@@ -243,15 +244,17 @@ class SimNode(Node):
             self._cond.notify_all()
 
     # --- publishing (simulation thread) ---------------------------------------------------
-    def wait_until_frame_received(self, t: float, timeout_s: float) -> None:
-        """camera_reliable, lock-step: wait until every reliable camera subscriber (bag_recorder) has the
-        frame, so a bag misses none. After one time-out (a subscriber gone) it stops waiting, and says so."""
+    def wait_until_frames_received(self, t: float, timeout_s: float) -> None:
+        """camera_reliable, lock-step, before the frame at `t` goes out: wait until every reliable camera
+        subscriber (bag_recorder) has acknowledged the frames already sent, so none leaves the publisher's
+        queue unreceived and a bag misses none. The previous frame went out a brain answer ago, so this
+        rarely waits. After one time-out (a subscriber gone) it stops waiting, and says so."""
         if not self.camera_reliable or self.frame_ack_timeouts:
             return
         if not self.image_pub.wait_for_all_acked(Duration(seconds=timeout_s)):
             self.frame_ack_timeouts += 1
             self.get_logger().warning(
-                f"frame t={t:.2f} s not acknowledged by every reliable subscriber of "
+                f"frames before t={t:.2f} s not acknowledged by every reliable subscriber of "
                 f"{self.image_pub.topic_name} within {timeout_s} s; no longer waiting for them"
             )
 
@@ -295,6 +298,7 @@ class SimNode(Node):
             float(self.lockstep_timeouts),
         ]
         self.stats_pub.publish(self._stats)
+        self.stats_count += 1
 
     # --- start-up -------------------------------------------------------------------------------
     def wait_for_graph(self) -> bool:
@@ -354,7 +358,7 @@ class SimNode(Node):
                 f"{self.world.progress_m:.0f}/{self.circuit.length_m:.0f} m, {self.frame_count} frames, "
                 f"camera->command latency mean {lat.mean() if len(lat) else float('nan'):.2f} ms, "
                 f"{self.lockstep_timeouts} command time-outs; published {self.frame_count} frames, "
-                f"{self.odom_count} odometry and {self.odom_count} clock messages"
+                f"{self.odom_count} odometry, {self.odom_count} clock and {self.stats_count} stats messages"
             )
             if self.params["exit_on_end"]:
                 self._stop.wait(float(self.params["linger"]))

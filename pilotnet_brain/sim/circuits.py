@@ -7,7 +7,10 @@ A circuit is the red line of the BehaviorMetrics Gazebo worlds. Two sources are 
 * CSV files in the TUM racetrack database format (:mod:`tum_csv`).
 
 Either way the control points go through a periodic cubic spline that is resampled at even arc
-length (:mod:`geometry`), in driving order, point 0 being the start/finish line.
+length (:mod:`geometry`), in driving order, point 0 being the start/finish line. What cannot be
+driven is refused with a CircuitError naming the circuit or file (:func:`check_drivable`): a center
+line that crosses itself once smoothed, bends tighter than the road's half width, a lap too short, a
+circuit too large for the simulator's map (planned before anything is allocated).
 """
 
 from __future__ import annotations
@@ -25,16 +28,19 @@ from pilotnet_brain.errors import CircuitError
 from pilotnet_brain.sim.builtin_circuits import BUILTIN_CIRCUITS, BUILTIN_HALF_WIDTH_M, builtin_spec
 from pilotnet_brain.sim.geometry import (
     closed_step_lengths,
+    is_self_intersecting,
     resample_closed_loop,
     reverse_keeping_start,
     signed_area,
 )
+from pilotnet_brain.sim.track_map import plan_grid
 from pilotnet_brain.sim.track_spec import spec_control_points
 from pilotnet_brain.sim.tum_csv import read_tum_track
 
 __all__ = [
     "DIRECTIONS",
     "Circuit",
+    "check_drivable",
     "circuit_names",
     "describe_circuits",
     "load_circuit",
@@ -42,6 +48,16 @@ __all__ = [
 ]
 
 DIRECTIONS = ("ccw", "cw")
+
+#: A bend's radius must exceed the road's half width, or the inside edge of the road folds over itself.
+MIN_RADIUS_PER_HALF_WIDTH = 1.0
+#: Shortest lap: ten times the 5 m radius within which metrics count a checkpoint as reached, so a
+#: lap is never "completed" by standing on the start line (a 20 m loop was).
+MIN_LAP_LENGTH_M = 50.0
+#: Narrowest road: four map cells (0.25 m) across each half, so its edges can be drawn.
+MIN_HALF_WIDTH_M = 1.0
+#: Most center-line points (every 0.5 m: a 500 km lap); checked before resampling.
+MAX_CENTERLINE_POINTS = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -90,17 +106,7 @@ class Circuit:
         Uses the circle through each point and its two neighbours, which is
         exact for points evenly spaced on a circle.
         """
-        prev_pts = np.roll(self.centerline, 1, axis=0)
-        next_pts = np.roll(self.centerline, -1, axis=0)
-        incoming = self.centerline - prev_pts
-        outgoing = next_pts - self.centerline
-        cross = incoming[:, 0] * outgoing[:, 1] - incoming[:, 1] * outgoing[:, 0]
-        denominator = (
-            np.linalg.norm(incoming, axis=1)
-            * np.linalg.norm(outgoing, axis=1)
-            * np.linalg.norm(next_pts - prev_pts, axis=1)
-        )
-        return 2.0 * cross / denominator
+        return _loop_curvature(self.centerline)
 
     def min_radius_m(self) -> float:
         """Smallest radius of curvature along the loop (inf for no curvature)."""
@@ -123,6 +129,21 @@ class Circuit:
         return resample_closed_loop(self.centerline, spacing_m)[0]
 
 
+def _loop_curvature(points: np.ndarray) -> np.ndarray:
+    """Signed curvature (1/m) of a closed polyline at each point: the circle through it and its neighbours."""
+    prev_pts = np.roll(points, 1, axis=0)
+    next_pts = np.roll(points, -1, axis=0)
+    incoming = points - prev_pts
+    outgoing = next_pts - points
+    cross = incoming[:, 0] * outgoing[:, 1] - incoming[:, 1] * outgoing[:, 0]
+    denominator = (
+        np.linalg.norm(incoming, axis=1)
+        * np.linalg.norm(outgoing, axis=1)
+        * np.linalg.norm(next_pts - prev_pts, axis=1)
+    )
+    return 2.0 * cross / denominator
+
+
 def _check_direction(direction: str) -> str:
     if direction not in DIRECTIONS:
         raise CircuitError(f"direction must be 'ccw' or 'cw', got {direction!r}")
@@ -137,6 +158,57 @@ def _check_positive_finite(value: float, label: str) -> float:
     if not math.isfinite(number) or number <= 0.0:
         raise CircuitError(f"{label} must be a finite number > 0, got {value!r}")
     return number
+
+
+def _check_size_before_resampling(label: str, control_points: np.ndarray, half_width: float, spacing: float) -> None:
+    """Refuse, before allocating anything, a circuit whose map or center line would be too large."""
+    if not np.all(np.isfinite(control_points)) or not math.isfinite(half_width):
+        raise CircuitError(f"{label}: coordinates or width overflow to infinity once scaled")
+    if half_width < MIN_HALF_WIDTH_M:
+        raise CircuitError(
+            f"{label}: the road is too narrow: half width {half_width:.3g} m, at least {MIN_HALF_WIDTH_M:g} m"
+        )
+    try:
+        plan_grid(control_points, half_width)
+    except CircuitError as error:
+        raise CircuitError(f"{label}: {error}") from None
+    lap_estimate = float(np.sum(closed_step_lengths(control_points)))
+    if lap_estimate / spacing > MAX_CENTERLINE_POINTS:
+        raise CircuitError(
+            f"{label}: too large: a lap of {lap_estimate / 1000:.4g} km is {lap_estimate / spacing:.3g} center-line "
+            f"points at {spacing:g} m spacing, at most {MAX_CENTERLINE_POINTS:,}"
+        )
+
+
+def _resample(label: str, control_points: np.ndarray, spacing: float) -> tuple[np.ndarray, float]:
+    try:
+        return resample_closed_loop(control_points, spacing)
+    except CircuitError as error:
+        raise CircuitError(f"{label}: {error}") from None
+
+
+def check_drivable(label: str, centerline: np.ndarray, half_width_m: float) -> None:
+    """Refuse a final (resampled) center line that cannot be driven, naming ``label`` and the reason:
+    it crosses or touches itself, a bend is tighter than the half width, the lap is too short, or the
+    simulator's map of it would exceed its memory bound."""
+    if is_self_intersecting(centerline):
+        raise CircuitError(f"{label}: the center line crosses itself (checked on the smoothed line that is driven)")
+    length = float(np.sum(closed_step_lengths(centerline)))
+    if length < MIN_LAP_LENGTH_M:
+        raise CircuitError(f"{label}: too small: the lap is {length:.3g} m long, at least {MIN_LAP_LENGTH_M:g} m")
+    curvature = np.abs(_loop_curvature(centerline))
+    sharpest = int(np.argmax(curvature))
+    if curvature[sharpest] * half_width_m * MIN_RADIUS_PER_HALF_WIDTH >= 1.0:
+        along = float(np.sum(closed_step_lengths(centerline)[:sharpest]))
+        raise CircuitError(
+            f"{label}: too tight for its road: a bend {along:.0f} m from the start has a radius of "
+            f"{1.0 / curvature[sharpest]:.3g} m, not more than the road's {half_width_m:.3g} m half width "
+            "(the inside edge would fold over itself)"
+        )
+    try:
+        plan_grid(centerline, half_width_m)
+    except CircuitError as error:
+        raise CircuitError(f"{label}: {error}") from None
 
 
 def _make_circuit(
@@ -167,19 +239,31 @@ def load_csv(path, direction: str = "ccw", scale: float = 1.0, spacing_m: float 
     spacing_m = _check_positive_finite(spacing_m, "spacing_m")
     path = Path(path)
 
-    # Validated in file units (metres) so validity does not depend on `scale`.
+    # The file is validated in its units (metres); what can be driven, at the scale it is driven.
     track = read_tum_track(path)
+    label = f"track file {path}" + (f" at scale {scale:g}" if scale != 1.0 else "")
     control_points = track.points * scale
+    half_width = track.half_width_m * scale
+    _check_size_before_resampling(label, control_points, half_width, spacing_m)
     if signed_area(control_points) < 0.0:
         control_points = reverse_keeping_start(control_points)
-    centerline, actual_spacing = resample_closed_loop(control_points, spacing_m)
-    return _make_circuit(path.stem, centerline, track.half_width_m * scale, direction, actual_spacing, str(path))
+    centerline, actual_spacing = _resample(label, control_points, spacing_m)
+    check_drivable(label, centerline, half_width)
+    return _make_circuit(path.stem, centerline, half_width, direction, actual_spacing, str(path))
+
+
+@lru_cache(maxsize=None)
+def _builtin_control_points(name: str) -> np.ndarray:
+    """The ccw-or-cw control points of a built-in circuit at scale 1 (cached, read-only)."""
+    points = spec_control_points(name, builtin_spec(name))
+    points.setflags(write=False)
+    return points
 
 
 @lru_cache(maxsize=None)
 def _builtin_ccw(name: str, spacing_m: float) -> tuple[np.ndarray, float]:
     """The resampled ccw center line of a built-in circuit at scale 1 (cached)."""
-    control_points = spec_control_points(name, builtin_spec(name))
+    control_points = _builtin_control_points(name)
     if signed_area(control_points) < 0.0:
         control_points = reverse_keeping_start(control_points)
     points, actual_spacing = resample_closed_loop(control_points, spacing_m)
@@ -204,9 +288,16 @@ def load_circuit(name_or_path, direction: str = "ccw", scale: float = 1.0, spaci
     spacing_m = _check_positive_finite(spacing_m, "spacing_m")
     text = os.fspath(name_or_path)
     if text in BUILTIN_CIRCUITS:
+        label = f"circuit {text!r}" + (f" at scale {scale:g}" if scale != 1.0 else "")
+        half_width = BUILTIN_HALF_WIDTH_M * scale
+        _check_size_before_resampling(label, _builtin_control_points(text) * scale, half_width, spacing_m)
         # Resample after scaling so the requested spacing holds at any scale.
-        points, spacing = _builtin_ccw(text, spacing_m / scale)
-        return _make_circuit(text, points * scale, BUILTIN_HALF_WIDTH_M * scale, direction, spacing * scale, "builtin")
+        try:
+            points, spacing = _builtin_ccw(text, spacing_m / scale)
+        except CircuitError as error:
+            raise CircuitError(f"{label}: {error}") from None
+        check_drivable(label, points * scale, half_width)
+        return _make_circuit(text, points * scale, half_width, direction, spacing * scale, "builtin")
     if text.lower().endswith(".csv") or Path(text).is_file():
         return load_csv(text, direction=direction, scale=scale, spacing_m=spacing_m)
     raise CircuitError(

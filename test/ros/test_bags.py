@@ -399,6 +399,18 @@ def ros():
         p.close()
 
 
+def offered_qos_profiles(bag) -> dict:
+    """topic -> its offered_qos_profiles in metadata.yaml (rosbag2 stores them as a YAML string)."""
+    import yaml
+
+    info = yaml.safe_load((bag / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
+    out = {}
+    for entry in info["topics_with_message_count"]:
+        profiles = entry["topic_metadata"]["offered_qos_profiles"]
+        out[entry["topic_metadata"]["name"]] = yaml.safe_load(profiles) if isinstance(profiles, str) else profiles
+    return out
+
+
 def _recorded(bag, topic, msg_class):
     """The bag's messages on `topic`, its CDR bytes (as written) deserialized by rclpy."""
     from rclpy.serialization import deserialize_message
@@ -437,11 +449,15 @@ def test_recorder_node_records_every_topic_and_stops_at_episode_end(tmp_path, ro
     assert proc.returncode == 0, out
     summary = bag_summary(bag)
     assert summary["storage"] == storage
-    for role in ("cmd_vel", "odom", "stats", "status", "sim_stats"):  # reliable: every message, as sent
+    for role in DEFAULT_TOPICS:  # every message, as sent (the recorder's queues are KEEP_ALL)
         sent = pubs.sent[role]
         assert _recorded(bag, DEFAULT_TOPICS[role], type(sent[0])) == sent, role
-    assert 0 < summary["topics"][DEFAULT_TOPICS["camera"]]["count"] <= len(pubs.sent["camera"])
-    assert summary["topics"][DEFAULT_TOPICS["clock"]]["count"] > 0
+    # offered_qos_profiles: the publishers' QoS (the camera's is best effort), not the recorder's
+    offered = offered_qos_profiles(bag)
+    for role, topic in DEFAULT_TOPICS.items():
+        (qos,) = offered[topic]
+        assert qos["reliability"] == ("best_effort" if role == "camera" else "reliable"), role
+        assert qos["durability"] == ("transient_local" if role in ("status", "sim_stats") else "volatile"), role
 
     # The recorder's metrics (side file) = analyze = compute_metrics on the published arrays.
     side = read_side_file(bag)

@@ -2,7 +2,6 @@
 end to end through the real ROS 2 graph: launcher + bag_recorder + analyze agree."""
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -139,12 +138,6 @@ def test_end_to_end_launcher_bag_and_analyze_agree(tmp_path):
         )
 
     rows = run(tmp_path)
-    if len(rows) == 1 and str(rows[0].get("error", "")).startswith("LaunchError"):
-        # Fast DDS endpoint discovery over LARGE_DATA's TCP has stalled for tens of seconds on a loaded
-        # 2-core machine (2 of ~8 fresh-clone CI runs); one fresh graph, in a new domain, may retry.
-        print(f"first graph failed, one retry: {rows[0]['error'][:400]}", file=sys.stderr)
-        tmp_path = tmp_path / "retry"
-        rows = run(tmp_path)
     assert len(rows) == 1 and not rows[0].get("error"), rows
     row = rows[0]
     live = json.loads(Path(row["metrics_path"]).read_text())
@@ -158,14 +151,13 @@ def test_end_to_end_launcher_bag_and_analyze_agree(tmp_path):
     assert main(["analyze", row["bag_path"], "--out", str(tmp_path / "analysis")]) == 0
 
 
-@pytest.mark.parametrize("stats_on_attempt, attempts, warned", [(2, 2, False), (None, 2, True)])
-def test_a_run_without_brain_stats_is_run_again_once(tmp_path, stats_on_attempt, attempts, warned):
-    # metrics_node can miss brain_node entirely (DDS discovery): the lap ran but inference is unknown.
+@pytest.mark.parametrize("heard", [True, False])
+def test_a_run_without_brain_stats_is_reported_not_run_again(tmp_path, heard):
+    # metrics_node missing brain_node entirely (no DDS discovery) leaves inference unknown: say so, once.
     calls, logged = [], []
 
     def run_simulation(circuit, direction, brain_config, clock, record, out_dir, timeout):
         calls.append(circuit)
-        heard = len(calls) == stats_on_attempt
         m = {
             "circuit": circuit,
             "direction": direction,
@@ -185,7 +177,6 @@ def test_a_run_without_brain_stats_is_run_again_once(tmp_path, stats_on_attempt,
         run_fn=run_simulation,
         log=logged.append,
     )
-    assert len(calls) == attempts and rows[0]["attempts"] == attempts
-    assert ("warning" in rows[0]) is warned and "error" not in rows[0]
-    assert all("no brain stats" in line for line in logged) and len(logged) == len(calls) - (not warned)
-    assert (rows[0]["mean_inference_time_ms"] is None) is warned
+    assert len(calls) == 1 and "attempts" not in rows[0] and "error" not in rows[0]
+    assert ("warning" in rows[0]) is (not heard)
+    assert [("no brain stats" in line) for line in logged] == ([] if heard else [True])

@@ -2,6 +2,7 @@
 
 import time
 
+import numpy as np
 import pytest
 
 rclpy = pytest.importorskip("rclpy")
@@ -57,3 +58,46 @@ def test_watchdog_stop_is_published_within_the_timeout(ctx):
     assert max(delays) <= WATCHDOG_TIMEOUT_S, delays
     # Never before the node's own lead (the period its one-shot timer waits after the image arrived).
     assert min(delays) >= watchdog_period_s(WATCHDOG_TIMEOUT_S), delays
+
+
+def test_blindness_is_logged_once_per_episode_and_the_car_slows_to_a_stop(ctx, capfd):
+    """Line, black frames (blind), line again, black again: two warnings, one 'sees again', speeds going to 0."""
+    from pilotnet_brain.brains.explicit import ExplicitBrainParams
+    from pilotnet_brain.ros.brain_node import BrainNode
+    from pilotnet_brain.ros.image_conversion import image_to_msg, set_stamp
+
+    brain = BrainNode(context=ctx, parameter_overrides=params(brain="explicit", watchdog_timeout=0.0))
+    h = _Harness(ctx)
+    ex = SingleThreadedExecutor(context=ctx)
+    ex.add_node(brain)
+    ex.add_node(h.node)
+    line, black = camera_frame(), np.zeros((480, 640, 3), np.uint8)
+    p = ExplicitBrainParams()
+    dt = 1 / 30
+    blind_frames = int(p.max_speed_mps / (p.blind_decel_mps2 * dt)) + 2  # long enough to stop from full speed
+    episodes = [("line", 5), ("black", blind_frames), ("line", 5), ("black", 3)]
+    speeds = {}
+    try:
+        assert _connected(ex, brain, h)
+        n = 0
+        for e, (picture, count) in enumerate(episodes):
+            msg = image_to_msg(line if picture == "line" else black)
+            for _ in range(count):
+                set_stamp(msg.header.stamp, n * dt)
+                n += 1
+                for _ in range(50):  # best effort: resend until the brain has the frame
+                    h.pub.publish(msg)
+                    if spin_until(ex, lambda: brain.frames >= n and len(h.cmds) >= n, 0.05):
+                        break
+                assert brain.frames == n and len(h.cmds) == n, f"frame {n} not answered"
+            speeds[e] = [c[1] for c in h.cmds[n - count : n]]
+    finally:
+        ex.shutdown()
+        brain.destroy_node()
+        h.node.destroy_node()
+    err = capfd.readouterr().err
+    assert err.count("explicit is blind: the line shows on 0 of 13 scan rows; slowing to a stop") == 2, err
+    assert err.count(f"explicit sees again after {blind_frames} blind frame(s); driving") == 1, err
+    assert all(v > 0 for v in speeds[0] + speeds[2])
+    blind = speeds[1]
+    assert all(b < a for a, b in zip(blind, blind[1:]) if a > 0) and blind[-1] == 0.0  # slows to a stop

@@ -1,4 +1,13 @@
-"""numpy <-> sensor_msgs/Image conversion: round trips, and a specific error for every bad image."""
+"""numpy <-> sensor_msgs/Image conversion: round trips, and a specific error for every bad image.
+
+Both paths run here: our numpy conversion, and ROS's cv_bridge: the installed one where ROS provides it,
+and everywhere the stand-in in test/stand_ins (the upstream API and behaviour; cv_bridge is not on PyPI).
+"""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -6,8 +15,44 @@ import pytest
 pytest.importorskip("rclpy")
 pytest.importorskip("sensor_msgs.msg")
 
+import test_nodes
+from rclpy.executors import SingleThreadedExecutor
+from test_nodes import params, spin_until
+
 from pilotnet_brain.errors import ImageError
 from pilotnet_brain.ros import image_conversion as ic
+
+STAND_INS = Path(__file__).resolve().parents[1] / "stand_ins"
+ctx = test_nodes.ctx  # the fixture: an rclpy context on a private domain, with the launcher's DDS settings
+
+
+def _cv_bridge_modules():
+    return [name for name in sys.modules if name == "cv_bridge" or name.startswith("cv_bridge.")]
+
+
+@pytest.fixture
+def stand_in_cv_bridge(monkeypatch):
+    """cv_bridge 'installed' from test/stand_ins, found by image_conversion's own import of it."""
+    for name in _cv_bridge_modules():
+        monkeypatch.delitem(sys.modules, name)  # a ROS install's cv_bridge comes back afterwards
+    monkeypatch.syspath_prepend(str(STAND_INS))
+    bridge = ic._cv_bridge()
+    assert bridge is not None and Path(sys.modules["cv_bridge"].__file__).is_relative_to(STAND_INS)
+    monkeypatch.setattr(ic, "_BRIDGE", bridge)
+    monkeypatch.setattr(ic, "HAVE_CV_BRIDGE", True)
+    yield bridge
+    for name in _cv_bridge_modules():
+        del sys.modules[name]
+
+
+@pytest.fixture(params=["stand_in", "installed"])
+def cv_bridge_path(request):
+    """The cv_bridge path of image_conversion, with the stand-in, and with ROS's cv_bridge where installed."""
+    if request.param == "installed":
+        if not ic.HAVE_CV_BRIDGE or Path(sys.modules["cv_bridge"].__file__).is_relative_to(STAND_INS):
+            pytest.skip("ROS cv_bridge is not installed (not on PyPI); the stand-in runs this test")
+        return ic._BRIDGE
+    return request.getfixturevalue("stand_in_cv_bridge")
 
 
 def frame(h=480, w=640, seed=0):
@@ -39,14 +84,115 @@ def test_row_padding_is_accepted():
     np.testing.assert_array_equal(ic.msg_to_rgb(msg, use_cv_bridge=False), img)
 
 
-@pytest.mark.skipif(not ic.HAVE_CV_BRIDGE, reason="ROS cv_bridge is not installed (not on PyPI)")
-def test_cv_bridge_and_numpy_paths_agree():
+def test_cv_bridge_and_numpy_paths_agree(cv_bridge_path):
     img = frame(seed=3)
     for enc in ("rgb8", "bgr8"):
         a = ic.image_to_msg(img, encoding=enc, use_cv_bridge=True)
         b = ic.image_to_msg(img, encoding=enc, use_cv_bridge=False)
-        assert bytes(a.data) == bytes(b.data) and a.step == b.step
-        np.testing.assert_array_equal(ic.msg_to_rgb(a, use_cv_bridge=True), ic.msg_to_rgb(b, use_cv_bridge=False))
+        assert (
+            (a.height, a.width, a.encoding, a.step) == (b.height, b.width, b.encoding, b.step) == (480, 640, enc, 1920)
+        )
+        assert bytes(a.data) == bytes(b.data)
+        np.testing.assert_array_equal(ic.msg_to_rgb(a, use_cv_bridge=True), img)
+        np.testing.assert_array_equal(ic.msg_to_rgb(b, use_cv_bridge=False), img)
+
+
+@pytest.mark.parametrize("path", ["numpy", "cv_bridge"])
+def test_the_given_message_is_filled_and_returned(path, request):
+    """sim_node passes its one Image and publishes THAT message: it must hold the frame on both paths."""
+    from sensor_msgs.msg import Image
+
+    if path == "cv_bridge":
+        request.getfixturevalue("stand_in_cv_bridge")
+    img = frame(seed=4)
+    reused = Image()
+    for stamp_s in (1.5, 2.0):  # twice: the second call refills the same message
+        out = ic.image_to_msg(img, stamp_s=stamp_s, frame_id="cam", msg=reused, use_cv_bridge=path == "cv_bridge")
+        assert out is reused
+        assert (reused.height, reused.width, reused.encoding, reused.step) == (480, 640, "rgb8", 1920)
+        assert len(reused.data) == 480 * 1920 and reused.header.frame_id == "cam"
+        assert ic.stamp_to_s(reused.header.stamp) == stamp_s
+        np.testing.assert_array_equal(ic.msg_to_rgb(reused), img)
+
+
+def test_stand_in_cv_bridge_follows_the_upstream_api(stand_in_cv_bridge):
+    """What image_conversion relies on, as ros-perception/vision_opencv cv_bridge/core.py does it."""
+    from cv_bridge import CvBridgeError
+    from std_msgs.msg import Header
+
+    bridge, img = stand_in_cv_bridge, frame(seed=5)
+    header = Header(frame_id="cam")
+    a = bridge.cv2_to_imgmsg(img, encoding="bgr8", header=header)
+    assert a is not bridge.cv2_to_imgmsg(img, encoding="bgr8")  # a NEW message each call
+    assert (a.encoding, a.step, a.header.frame_id) == ("bgr8", 1920, "cam")
+    assert bridge.cv2_to_imgmsg(img).encoding == "8UC3"  # passthrough: the array's OpenCV type
+    np.testing.assert_array_equal(bridge.imgmsg_to_cv2(a), img)  # passthrough: the message's channel order
+    np.testing.assert_array_equal(bridge.imgmsg_to_cv2(a, desired_encoding="rgb8"), img[..., ::-1])
+    with pytest.raises(CvBridgeError, match="incompatible type 8UC3"):
+        bridge.cv2_to_imgmsg(img, encoding="mono8")
+    with pytest.raises(TypeError, match="not a numpy array"):
+        bridge.cv2_to_imgmsg(img.tolist(), encoding="rgb8")
+    a.encoding = "yuv420"
+    with pytest.raises(CvBridgeError, match="yuv420"):
+        bridge.imgmsg_to_cv2(a, desired_encoding="rgb8")
+
+
+def test_cv_bridge_on_the_path_is_picked_up_at_import():
+    """A fresh process with the stand-in importable: image_conversion uses it, and both directions work."""
+    code = (
+        "import numpy as np, cv_bridge\n"
+        "from pilotnet_brain.ros import image_conversion as ic\n"
+        "img = np.random.default_rng(6).integers(0, 256, (480, 640, 3), dtype=np.uint8)\n"
+        "msg = ic.image_to_msg(img, encoding='bgr8')\n"
+        "assert (msg.width, msg.height, len(msg.data)) == (640, 480, 921600)\n"
+        "assert (ic.msg_to_rgb(msg) == img).all()\n"
+        "print(ic.HAVE_CV_BRIDGE, type(ic._BRIDGE).__module__, cv_bridge.__file__)\n"
+    )
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(STAND_INS), os.environ.get("PYTHONPATH", "")]))
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    have, module, path = r.stdout.split()
+    assert (have, module) == ("True", "cv_bridge.core") and Path(path).is_relative_to(STAND_INS)
+
+
+def test_sim_node_drives_brain_node_with_cv_bridge_present(ctx, stand_in_cv_bridge):
+    """Over real DDS, with cv_bridge importable: sim_node's frames arrive whole and the brain drives on them."""
+    from sensor_msgs.msg import Image
+
+    from pilotnet_brain.ros.brain_node import BrainNode
+    from pilotnet_brain.ros.qos import NEWEST_FRAME
+    from pilotnet_brain.ros.sim_node import SimNode
+
+    sim = SimNode(
+        context=ctx,
+        parameter_overrides=params(
+            circuit="simple_circuit", clock="lockstep", timeout=2.0, linger=0.0, startup_timeout=20.0
+        ),
+    )
+    brain = BrainNode(context=ctx, parameter_overrides=params(brain="explicit"))
+    seen = []
+    probe = brain.create_subscription(
+        Image,
+        sim.image_pub.topic_name,
+        lambda m: seen.append((m.width, m.height, m.encoding, m.step, len(m.data))),
+        NEWEST_FRAME,
+    )
+    ex = SingleThreadedExecutor(context=ctx)
+    ex.add_node(sim)
+    ex.add_node(brain)
+    try:
+        sim.start()
+        assert spin_until(ex, sim.finished.is_set, 40.0), "simulation did not finish"
+        assert brain.bad_images == 0, "the brain rejected sim_node's frames"
+        assert brain.frames >= 55 and sim.lockstep_timeouts == 0  # 2 s at 30 Hz, every frame answered
+        assert seen and set(seen) == {(640, 480, "rgb8", 1920, 921600)}
+        assert sim.world.progress_m > 10.0  # the car drove
+    finally:
+        sim.stop()
+        ex.shutdown()
+        brain.destroy_subscription(probe)
+        sim.destroy_node()
+        brain.destroy_node()
 
 
 def bad_messages():
@@ -73,13 +219,16 @@ def bad_messages():
     }
 
 
+@pytest.mark.parametrize("path", ["numpy", "cv_bridge"])
 @pytest.mark.parametrize(
     "case", ["mono8", "wrong_size", "empty", "unknown_encoding", "step_mismatch", "data_size_mismatch"]
 )
-def test_bad_images_raise_specific_errors(case):
+def test_bad_images_raise_specific_errors(case, path, request):
+    if path == "cv_bridge":
+        request.getfixturevalue("stand_in_cv_bridge")
     msg, error, words = bad_messages()[case]
     with pytest.raises(error, match=words) as info:
-        ic.msg_to_rgb(msg, use_cv_bridge=False)
+        ic.msg_to_rgb(msg, use_cv_bridge=path == "cv_bridge")
     assert isinstance(info.value, ImageError)
 
 

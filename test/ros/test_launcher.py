@@ -1,7 +1,9 @@
 """The launcher brings the real graph up over DDS, gets the metrics, and leaves no process behind."""
 
+import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -40,6 +42,8 @@ def mark_processes(monkeypatch, tmp_path):
 
 def test_run_simulation_short_run_and_clean_teardown(tmp_path):
     out = tmp_path / "run"
+    terminal = io.StringIO()
+    domain = unique_domain_id(60)
     r = launcher.run_simulation(
         "simple_circuit",
         "ccw",
@@ -47,9 +51,20 @@ def test_run_simulation_short_run_and_clean_teardown(tmp_path):
         clock="lockstep",
         out_dir=out,
         timeout=4.0,
-        domain_id=unique_domain_id(60),
+        domain_id=domain,
         wall_timeout=90,
+        echo=terminal,
     )
+    # on the terminal: the domain, how to attach a tool, then every node's lines prefixed with its name ...
+    lines = terminal.getvalue().splitlines()
+    assert lines[0].startswith(f"[launch] ROS_DOMAIN_ID={domain} (private to this run); transport: ")
+    assert f"ROS_DOMAIN_ID={domain} " in lines[1] and "ros2 topic echo /F1ROS/cmd_vel" in lines[1]
+    for name in ("sim_node", "brain_node", "metrics_node"):
+        echoed = [line.removeprefix(f"[{name}] ") for line in lines if line.startswith(f"[{name}] ")]
+        assert echoed, name
+        # ... and the same lines, whole, in the node's log file
+        assert echoed == (out / "logs" / f"{name}.log").read_text().splitlines(), name
+    assert any("episode ended: timeout" in line for line in lines if line.startswith("[sim_node] "))
     m = r["metrics"]
     assert r["metrics_path"] == out / "simple_circuit_ccw_explicit.json"
     assert json.loads(r["metrics_path"].read_text()) == m
@@ -154,4 +169,77 @@ def test_ctrl_c_of_the_launcher_leaves_no_orphans(tmp_path):
     deadline = time.monotonic() + 5
     while processes_mentioning(str(out)) and time.monotonic() < deadline:
         time.sleep(0.1)
+    assert processes_mentioning(str(out)) == []
+
+
+def test_process_output_goes_to_its_log_and_to_the_terminal_prefixed(tmp_path):
+    terminal = io.StringIO()
+    group = launcher.ProcessGroup(dict(os.environ), echo=terminal)
+    script = "import sys; print('one'); print('two', file=sys.stderr); sys.stdout.write('three'); sys.exit(2)"
+    log = tmp_path / "logs" / "talker.log"
+    proc = group.start(launcher.ProcessSpec("talker", [sys.executable, "-c", script], log))
+    proc.wait(timeout=30)
+    group.wait_output("talker")  # the reader has copied everything once the process has exited
+    assert log.read_text().splitlines() == ["one", "two", "three"]
+    assert terminal.getvalue() == "[talker] one\n[talker] two\n[talker] three\n"
+    assert group.shutdown() == {"talker": 2}
+
+
+def test_without_a_terminal_output_goes_to_the_log_only(tmp_path, capfd):
+    group = launcher.ProcessGroup(dict(os.environ))
+    log = tmp_path / "quiet.log"
+    group.start(launcher.ProcessSpec("quiet", [sys.executable, "-c", "print('hello')"], log)).wait(timeout=30)
+    assert group.shutdown() == {"quiet": 0}
+    assert log.read_text() == "hello\n"
+    assert capfd.readouterr() == ("", "")
+
+
+def test_launch_brain_shows_why_the_node_did_not_start_and_exits_2(tmp_path):
+    """`pilotnet-brain launch brain` with a preset the node refuses: its one-line reason on the terminal
+    ([brain_node]-prefixed) and in its log, the domain and how to attach a tool before, exit code 2."""
+    bad = tmp_path / "backend.yaml"  # valid for the schema (any string), refused by the node at start-up
+    bad.write_text("brain_node:\n  ros__parameters:\n    brain: pilotnet\n    backend: no_such_backend\n")
+    domain = unique_domain_id(60)
+    out = tmp_path / "run"
+    r = subprocess.run(
+        [sys.executable, "-m", "pilotnet_brain.cli", "launch", "brain", "--brain-config", str(bad), "--out", str(out)],
+        env=dict(os.environ, ROS_DOMAIN_ID=str(domain)),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.splitlines()
+    node_lines = [line for line in lines if line.startswith("[brain_node] ")]
+    assert len(node_lines) == 1, lines
+    assert re.search(r"\[brain_node\]: cannot start: unknown backend 'no_such_backend'", node_lines[0])
+    assert lines[0].startswith(f"[launch] ROS_DOMAIN_ID={domain} (from the environment)")
+    assert f"ROS_DOMAIN_ID={domain} " in lines[1] and "ros2 topic echo /F1ROS/cmd_vel" in lines[1]
+    assert lines[-1] == f"[launch] brain_node exited with code 2 (log: {out / 'logs' / 'brain_node.log'})"
+    log = (out / "logs" / "brain_node.log").read_text()
+    assert node_lines[0].removeprefix("[brain_node] ") in log
+    assert "Traceback" not in r.stderr + r.stdout
+
+
+def test_simulation_with_use_sim_time_and_a_recorder_runs_to_the_end(tmp_path):
+    """Every node on sim_node's /clock, bag_recorder too: their bookkeeping timers still run before the
+    first /clock and after the last, so the graph starts, scores and shuts down as without it."""
+    pytest.importorskip("rosbags")
+    out = tmp_path / "run"
+    r = launcher.run_simulation(
+        "simple_circuit",
+        "ccw",
+        "explicit",
+        clock="lockstep",
+        out_dir=out,
+        timeout=2.0,
+        record=True,
+        use_sim_time=True,
+        domain_id=unique_domain_id(61),
+        wall_timeout=120,
+    )
+    assert r["metrics"]["end_reason"] == "timeout" and r["metrics"]["lockstep_timeouts"] == 0
+    assert all(code == 0 for code in r["exit_codes"].values()), r["exit_codes"]
+    assert "watchdog 0.5 s on the sim time (/clock)" in (out / "logs" / "brain_node.log").read_text()
+    assert r["bag_path"] is not None and (r["bag_path"] / "metadata.yaml").is_file()
     assert processes_mentioning(str(out)) == []

@@ -1,10 +1,11 @@
 """Explicit brain: perception on rendered frames with known geometry, steering sign, lost line, full lap."""
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
-from conftest import STADIUM_RADIUS_M
+from conftest import STADIUM_RADIUS_M, STADIUM_STRAIGHT_M
 
 from pilotnet_brain.brains import make_brain
 from pilotnet_brain.brains.explicit import ExplicitBrain, ExplicitBrainParams
@@ -53,7 +54,9 @@ def test_steers_back_towards_the_line(renderer, offset):
 
 
 def test_on_the_line_goes_straight(renderer):
-    cmd = ExplicitBrain().step(frame(renderer, 0.0), 0.0).command
+    out = ExplicitBrain().step(frame(renderer, 0.0), 0.0)
+    assert out.blind == ""
+    cmd = out.command
     assert abs(cmd.w) < 0.02
     assert cmd.v == pytest.approx(ExplicitBrainParams().max_speed_mps)
 
@@ -65,25 +68,112 @@ def test_heading_error_is_corrected(renderer):
     assert brain.step(frame(renderer, 0.0, -0.1), 0.0).command.w > 0
 
 
-def test_lost_line_creeps_and_turns_towards_last_side(renderer):
+DT = 1 / 30  # camera period
+
+
+def black_frame():
+    return np.zeros((480, 640, 3), np.uint8)
+
+
+def noise_frame(seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (480, 640, 3), dtype=np.uint8)
+
+
+def curve_frame(renderer, angle=0.4):
+    """Frame on the center line of the stadium's right-hand curve (radius STADIUM_RADIUS_M, turning left)."""
+    a = -math.pi / 2 + angle
+    x = STADIUM_STRAIGHT_M / 2 + STADIUM_RADIUS_M * math.cos(a)
+    return renderer.render(x, STADIUM_RADIUS_M * math.sin(a), a + math.pi / 2)
+
+
+def blind_run(brain, frames, stamp0):
+    """Outputs for `frames` consecutive frames at the camera rate."""
+    return [brain.step(f, stamp0 + (i + 1) * DT) for i, f in enumerate(frames)]
+
+
+@pytest.mark.parametrize("picture", ["black", "noise"])
+def test_a_frame_without_the_line_brakes_to_a_stop_along_the_last_path(renderer, picture):
     p = ExplicitBrainParams()
-    grass_only = renderer.render(5000.0, 5000.0, 0.0)  # no track in view
     brain = ExplicitBrain()
-    cmd = brain.step(grass_only, 0.0).command
-    assert (cmd.v, cmd.w) == (p.lost_speed_mps, p.lost_yaw_rate_rps)  # never seen: default left
-    # Having last seen the line on the right (car left of it), it turns right when the line is lost.
-    brain.reset()
-    brain.step(frame(renderer, 1.0), 0.0)
-    cmd = brain.step(grass_only, 1 / 30).command
-    assert (cmd.v, cmd.w) == (p.lost_speed_mps, -p.lost_yaw_rate_rps)
-    # ... and left when it was last seen on the left.
-    brain.reset()
-    brain.step(frame(renderer, -1.0), 0.0)
-    cmd = brain.step(grass_only, 1 / 30).command
-    assert (cmd.v, cmd.w) == (p.lost_speed_mps, p.lost_yaw_rate_rps)
-    # A black frame is "no line" too.
-    brain.reset()
-    assert brain.step(np.zeros((480, 640, 3), np.uint8), 0.0).command.v == p.lost_speed_mps
+    seen = brain.step(curve_frame(renderer), 0.0)
+    assert not seen.blind and seen.command.v > 0 and seen.command.w > 0
+    n = int(seen.command.v / (p.blind_decel_mps2 * DT)) + 3
+    frames = [black_frame()] * n if picture == "black" else [noise_frame(k) for k in range(n)]
+    outs = blind_run(brain, frames, 0.0)
+    assert all(o.blind == "the line shows on 0 of 13 scan rows" for o in outs)
+    speeds = np.array([o.command.v for o in outs])
+    expected = np.maximum(seen.command.v - p.blind_decel_mps2 * DT * np.arange(1, n + 1), 0.0)
+    np.testing.assert_allclose(speeds, expected, atol=1e-12)  # brakes at blind_decel_mps2 ...
+    assert speeds[-1] == 0.0 and outs[-1].command.w == 0.0  # ... to a stop
+    # ... following the curvature of the road it last saw (the fit's, within its error), no correction.
+    curvatures = [o.command.w / o.command.v for o in outs if o.command.v > 0]
+    np.testing.assert_allclose(curvatures, curvatures[0], rtol=1e-12)
+    assert curvatures[0] == pytest.approx(1 / STADIUM_RADIUS_M, rel=0.25)
+    # It sees the line again: it drives again.
+    again = brain.step(frame(renderer, 0.5), (n + 1) * DT)
+    assert not again.blind and again.command.v == pytest.approx(p.max_speed_mps)
+
+
+def test_blind_before_ever_seeing_the_line_does_not_move(renderer):
+    grass_only = renderer.render(5000.0, 5000.0, 0.0)  # no track in view
+    for picture in (grass_only, black_frame(), noise_frame()):
+        brain = ExplicitBrain()
+        out = brain.step(picture, 0.0)
+        assert out.blind and (out.command.v, out.command.w) == (0.0, 0.0)
+
+
+def test_noise_rows_are_clutter_not_line(renderer):
+    brain = ExplicitBrain()
+    assert len(brain.line_points(noise_frame())) == 0
+    # Noise over the sky and the far rows only: the near rows still show the line.
+    img = frame(renderer, 0.3).copy()
+    img[:300] = noise_frame()[:300]
+    pts = brain.line_points(img)
+    assert len(pts) == np.sum(brain.rows >= 300) and not brain.step(img, 0.0).blind
+
+
+@pytest.mark.parametrize(
+    ("occluded", "blind"),
+    [
+        ("the line's half (right)", True),
+        ("the other half (left)", False),
+        ("the far rows (above row 300)", False),
+        ("all but the two nearest rows (above row 380)", True),
+    ],
+)
+def test_half_occluded_frames(renderer, occluded, blind):
+    """The car 1 m left of the line: the line is in the right half of the image."""
+    clear = frame(renderer, 1.0)
+    img = clear.copy()
+    if "right" in occluded:
+        img[:, 320:] = 0
+    elif "left" in occluded:
+        img[:, :320] = 0
+    else:
+        img[: int(occluded.split("row ")[1].rstrip(")"))] = 0
+    brain = ExplicitBrain()
+    out = brain.step(img, 0.0)
+    assert bool(out.blind) == blind, out.blind
+    if blind:
+        assert (out.command.v, out.command.w) == (0.0, 0.0)  # never driven: stays put
+    elif "left" in occluded:
+        assert out == replace(ExplicitBrain().step(clear, 0.0), inference_s=out.inference_s)
+    else:
+        assert out.command.w < 0 and out.command.v > 0  # still steers back towards the line
+
+
+def test_red_marks_that_are_no_line_are_blind(renderer):
+    """One thin red mark per scan row, zig-zagging about the centre: each row alone could be the line."""
+    p = ExplicitBrainParams()
+    brain = ExplicitBrain()
+    img = renderer.render(5000.0, 5000.0, 0.0)  # grass
+    for i, row in enumerate(brain.rows):
+        u = 320 + (100 if i % 2 else -100)
+        img[row, u - 2 : u + 3] = (220, 30, 30)
+    assert len(brain.line_points(img)) == len(brain.rows)
+    out = brain.step(img, 0.0)
+    rms = float(out.blind.split("residual ")[1].split(" m")[0])
+    assert out.blind.startswith("the red marks are no line") and rms > p.max_fit_rms_m
 
 
 def test_make_brain_builds_explicit():
