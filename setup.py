@@ -48,7 +48,8 @@ setup(
         "setuptools",
     ],
     extras_require={
-        "ros": ROS_WHEELS + ["rosbags"],
+        # mcap: reads a bag whose recorder was killed (no index) record by record.
+        "ros": ROS_WHEELS + ["rosbags", "mcap"],
         "torch": [TORCH],
         "tf": ["tensorflow-cpu==2.21.0", "ai-edge-litert"],
         "onnx": ["onnx", "onnxruntime"],

@@ -10,13 +10,15 @@ episode status. :func:`analyze_bags` is ``pilotnet-brain analyze``: metrics, JSO
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Callable, Iterable, Mapping
 
 import numpy as np
 
 from pilotnet_brain.bags.reader import BagRun, read_bag
 from pilotnet_brain.bags.writer import CUSTOM_DATA_KEY, SIDE_FILE
+from pilotnet_brain.errors import BagError, CircuitError
 from pilotnet_brain.evaluation.drive import run_slug
 from pilotnet_brain.evaluation.metrics import compute_metrics, write_metrics_json
 from pilotnet_brain.evaluation.plots import plot_speed_and_commands, plot_trajectory
@@ -89,7 +91,7 @@ def run_record_from_bag(run: BagRun | str | os.PathLike) -> RunRecord:
     cfg = run.config
     missing = [k for k in ("circuit", "direction") if not cfg.get(k)]
     if missing:
-        raise ValueError(
+        raise BagError(
             f"{run.path}: the bag's metadata does not say the run's {' and '.join(missing)} "
             f"(no {SIDE_FILE} and no custom_data {CUSTOM_DATA_KEY!r})"
         )
@@ -97,21 +99,30 @@ def run_record_from_bag(run: BagRun | str | os.PathLike) -> RunRecord:
     # The same operations as metrics_node (brain_stats_arrays), so the timings agree to the bit.
     iteration_s = run.brain_stats[:, BRAIN_STATS_FIELDS.index("iteration_ms")] / 1e3
     inference_s = run.brain_stats[:, BRAIN_STATS_FIELDS.index("inference_ms")] / 1e3
-    return run_record_from_arrays(
-        circuit=str(cfg["circuit"]),
-        direction=str(cfg["direction"]),
-        brain=str(cfg.get("brain") or "unknown"),
-        t=run.t,
-        xy=run.xy,
-        iteration_wall_s=iteration_s,
-        inference_s=inference_s,
-        frame_count=int(_number(sim, "frame_count", len(iteration_s))),
-        off_track_events=1 if run.end_reason == OFF_TRACK else 0,
-        wall_time_s=float(_number(sim, "wall_time_s", 0.0)),
-        end_reason=run.end_reason,
-        scale=float(cfg.get("scale", 1.0) or 1.0),
-        reference_spacing_m=float(cfg.get("reference_spacing_m") or 1.0),
-    )
+    numbers = {}
+    for key, default in (("scale", 1.0), ("reference_spacing_m", 1.0)):
+        value = cfg.get(key) or default
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise BagError(f"{run.path}: the bag's metadata gives {key} = {value!r}, not a number")
+        numbers[key] = float(value)
+    try:
+        return run_record_from_arrays(
+            circuit=str(cfg["circuit"]),
+            direction=str(cfg["direction"]),
+            brain=str(cfg.get("brain") or "unknown"),
+            t=run.t,
+            xy=run.xy,
+            iteration_wall_s=iteration_s,
+            inference_s=inference_s,
+            frame_count=int(_number(sim, "frame_count", len(iteration_s))),
+            off_track_events=1 if run.end_reason == OFF_TRACK else 0,
+            wall_time_s=float(_number(sim, "wall_time_s", 0.0)),
+            end_reason=run.end_reason,
+            scale=numbers["scale"],
+            reference_spacing_m=numbers["reference_spacing_m"],
+        )
+    except CircuitError as error:
+        raise BagError(f"{run.path}: the bag's circuit cannot be loaded: {error}") from None
 
 
 def metrics_from_bag(path) -> tuple[dict, RunRecord, BagRun]:
@@ -121,19 +132,33 @@ def metrics_from_bag(path) -> tuple[dict, RunRecord, BagRun]:
     return compute_metrics(record), record, run
 
 
-def analyze_bags(paths: Iterable, out_dir=None) -> list[dict]:
+def _to_stderr(line: str) -> None:
+    print(line, file=sys.stderr)
+
+
+def analyze_bags(paths: Iterable, out_dir=None, log: Callable[[str], None] | None = _to_stderr) -> list[dict]:
     """Recompute the metrics of each bag; with ``out_dir``, write per-run JSON, trajectory and
-    speed/command PNGs.  Returns the metrics rows (each with its ``bag``)."""
-    rows = []
+    speed/command PNGs.  Returns the metrics rows (each with its ``bag``).
+
+    Every bag is read and scored before anything is written, so a bad bag (a BagError naming it)
+    leaves no output behind.  A bag recovered without its index says so through ``log`` and in its
+    row (``bag_recovered``)."""
     out = Path(out_dir) if out_dir is not None else None
+    scored = []
     for p in paths:
         metrics, record, run = metrics_from_bag(p)
         metrics = {**metrics, "bag": str(Path(p))}
-        rows.append(metrics)
-        if out is None:
-            continue
+        if run.recovered:
+            metrics["bag_recovered"] = run.recovered
+            if log is not None:
+                log(f"{Path(p)}: {run.recovered}")
+        scored.append((p, metrics, record, run))
+    rows = [metrics for _, metrics, _, _ in scored]
+    if out is None:
+        return rows
+    for index, (p, metrics, record, run) in enumerate(scored):
         name = run_slug(record.circuit, record.direction, record.brain)
-        if sum(1 for r in rows if run_slug(r["circuit"], r["direction"], r["brain"]) == name) > 1:
+        if sum(1 for r in rows[: index + 1] if run_slug(r["circuit"], r["direction"], r["brain"]) == name) > 1:
             name = run_slug(record.circuit, record.direction, f"{record.brain}_{Path(p).name}")
         write_metrics_json(metrics, out / f"{name}.json")
         circuit = load_circuit(

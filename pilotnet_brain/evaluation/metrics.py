@@ -148,30 +148,111 @@ def average_speed(xy, t, truncate_clock: bool = False) -> float:
 # --------------------------------------------------------------------------- checkpoints / lap
 
 
-def _walk_checkpoints(pts: np.ndarray, reference: np.ndarray, order: np.ndarray, radius_m: float):
+#: Widest a checkpoint gate reaches on each side of the reference (m): wider than any road driven here
+#: (the real tracks' half width plus the simulator's 1 m off-track margin is under 8 m at scale 1).
+MAX_GATE_HALF_WIDTH_M = 20.0
+
+
+class _Gates:
+    """The checkpoint gates of a closed reference: at each point, the segment of its normal reaching,
+    on each side, half way to the nearest other part of the track (at most MAX_GATE_HALF_WIDTH_M).
+
+    Half way is where a position stops being nearer to this part of the track than to another one
+    (the medial axis), so a gate never reaches a neighbouring road however close it runs. "Another
+    part" is a reference point whose distance along the track exceeds pi/2 times its straight-line
+    distance (plus two steps): on a bend of radius R the nearest such point is just past the
+    opposite side, so gates reach R inwards. Built lazily: only gates the walk needs are measured.
+    """
+
+    def __init__(self, reference: np.ndarray):
+        self.reference = reference
+        chords = np.roll(reference, -1, axis=0) - np.roll(reference, 1, axis=0)
+        norms = np.hypot(*chords.T)
+        self.tangent = chords / np.where(norms > 0, norms, 1.0)[:, None]
+        steps = np.hypot(*(np.roll(reference, -1, axis=0) - reference).T)
+        self.arc = np.concatenate([[0.0], np.cumsum(steps)[:-1]])
+        self.length = float(steps.sum())
+        self.slack = 2.0 * float(np.median(steps)) if len(steps) else 0.0
+        self._tree = None
+        self._half: dict[int, float] = {}
+
+    def half_width(self, k: int) -> float:
+        if k not in self._half:
+            if self._tree is None:
+                self._tree = cKDTree(self.reference)
+            near = np.asarray(self._tree.query_ball_point(self.reference[k], 2.0 * MAX_GATE_HALF_WIDTH_M), dtype=int)
+            chord = np.hypot(*(self.reference[near] - self.reference[k]).T)
+            along = np.abs(self.arc[near] - self.arc[k])
+            along = np.minimum(along, self.length - along)
+            other = chord[along > 0.5 * math.pi * chord + self.slack]
+            self._half[k] = (
+                min(0.5 * float(other.min()), MAX_GATE_HALF_WIDTH_M) if len(other) else MAX_GATE_HALF_WIDTH_M
+            )
+        return self._half[k]
+
+    def crossed(self, k: int, a, b, sign: int) -> bool:
+        """Whether the step a -> b crosses gate k driving in the walk's direction (``sign`` +1/-1)."""
+        cx, cy = self.reference[k]
+        tx, ty = self.tangent[k] * sign
+        before = (a[0] - cx) * tx + (a[1] - cy) * ty
+        after = (b[0] - cx) * tx + (b[1] - cy) * ty
+        if not (before < 0.0 <= after):
+            return False
+        f = before / (before - after)
+        qx, qy = a[0] + f * (b[0] - a[0]) - cx, a[1] + f * (b[1] - a[1]) - cy
+        return abs(qx * ty - qy * tx) <= self.half_width(k)
+
+
+def _walk_checkpoints(pts: np.ndarray, reference: np.ndarray, order: np.ndarray, radius_m: float, gates, sign: int):
     """Count how many checkpoints of ``order`` the car reaches, in order.
 
     A checkpoint is reached when it is within ``radius_m`` of the car's current
-    position; only the next one in order can be reached, so skipping a stretch
-    of track (a shortcut, a teleport) stops progress there.  Several
+    position (BehaviorMetrics' rule), or when the car's last step crosses its
+    gate (see ``_Gates``): a car on a road wider than ``radius_m`` can pass a
+    checkpoint farther away than that, and must not be stuck there for the rest
+    of the lap.  Only the next one in order can be reached, so skipping a
+    stretch of track (a shortcut, a teleport) stops progress there.  Several
     checkpoints can be reached at one sample (dense reference, fast car).
+
+    Returns (reached indices, sample of each, whether each was reached through its gate).
     """
     radius_sq = radius_m * radius_m
     reached: list[int] = []
     at_sample: list[int] = []
+    through_gate: list[bool] = []
     k = 0
     n = len(order)
     for i, (x, y) in enumerate(pts):
         while k < n:
-            cx, cy = reference[order[k]]
-            if (cx - x) ** 2 + (cy - y) ** 2 > radius_sq:
+            target = int(order[k])
+            cx, cy = reference[target]
+            if (cx - x) ** 2 + (cy - y) ** 2 <= radius_sq:
+                through_gate.append(False)
+            elif i > 0 and gates.crossed(target, pts[i - 1], pts[i], sign):
+                through_gate.append(True)
+            else:
                 break
-            reached.append(int(order[k]))
+            reached.append(target)
             at_sample.append(i)
             k += 1
         if k == n:
             break
-    return reached, at_sample
+    return reached, at_sample, through_gate
+
+
+def _best_walk(pts: np.ndarray, ref: np.ndarray, radius_m: float):
+    """The walk (reached, at_sample, through_gate) of the direction reaching more checkpoints; see checkpoint_progress."""
+    n_ref = len(ref)
+    start = int(np.argmin(np.hypot(*(ref - pts[0]).T)))
+    steps = np.arange(1, n_ref + 1)
+    gates = _Gates(ref)
+    best = ([], [], [])
+    for sign in (1, -1):
+        order = (start + sign * steps) % n_ref
+        walk = _walk_checkpoints(pts, ref, order, radius_m, gates, sign)
+        if len(walk[0]) > len(best[0]):
+            best = walk
+    return best
 
 
 def checkpoint_progress(xy, reference, radius_m: float = DEFAULT_CHECKPOINT_RADIUS_M):
@@ -182,7 +263,12 @@ def checkpoint_progress(xy, reference, radius_m: float = DEFAULT_CHECKPOINT_RADI
     the following K reference points, wrapping around, so the K-th and last
     target is the start point again: reaching all K means a full lap.  Car
     samples are visited in time order; at each one, while the NEXT target is
-    within ``radius_m`` of the car, it is counted and the walk advances.
+    within ``radius_m`` of the car, or the car's last step crossed the
+    target's gate (the normal to the reference there, reaching half way to any
+    other part of the track: see ``_Gates``), it is counted and the walk
+    advances.  Progress is thus tracked along the reference, in order: a
+    nearby stretch of the track further along never counts before the road
+    in between, and a car wide of the 5 m radius on a broad road is not stuck.
 
     The walk is done for both directions of the reference (the car may drive
     the circuit against the reference's order) and the direction reaching more
@@ -199,16 +285,8 @@ def checkpoint_progress(xy, reference, radius_m: float = DEFAULT_CHECKPOINT_RADI
     ref = _as_points(reference)
     if len(pts) == 0 or len(ref) == 0:
         return 0, [], []
-    n_ref = len(ref)
-    start = int(np.argmin(np.hypot(*(ref - pts[0]).T)))
-    steps = np.arange(1, n_ref + 1)
-    best = ([], [])
-    for sign in (1, -1):
-        order = (start + sign * steps) % n_ref
-        reached, at_sample = _walk_checkpoints(pts, ref, order, radius_m)
-        if len(reached) > len(best[0]):
-            best = (reached, at_sample)
-    return len(best[0]), best[0], best[1]
+    reached, at_sample, _ = _best_walk(pts, ref, radius_m)
+    return len(reached), reached, at_sample
 
 
 def percentage_completed(xy, reference, radius_m: float = DEFAULT_CHECKPOINT_RADIUS_M) -> float:
@@ -226,7 +304,8 @@ def lap_time(xy, t, reference, radius_m: float = DEFAULT_CHECKPOINT_RADIUS_M) ->
 
     The lap is completed when every checkpoint has been reached, the last one
     being the start point again (see ``checkpoint_progress``).  That happens
-    when the car is still up to ``radius_m`` short of where it started, so
+    when the car is still up to ``radius_m`` short of where it started (or
+    crosses the start's gate), so
     taking that sample's time would shorten every lap by up to
     ``radius_m / speed``.  Instead the lap closes where the car passes closest
     to its own starting position ``xy[0]`` (where the clock started): we search
@@ -239,14 +318,18 @@ def lap_time(xy, t, reference, radius_m: float = DEFAULT_CHECKPOINT_RADIUS_M) ->
     ref = _as_points(reference)
     if len(pts) < 2 or len(ref) == 0:
         return None
-    reached, _, at_sample = checkpoint_progress(pts, ref, radius_m)
-    if reached < len(ref):
+    reached, at_sample, through_gate = _best_walk(pts, ref, radius_m)
+    if len(reached) < len(ref):
         return None
     first = at_sample[-1]
     origin = pts[0]
     # The closing pass: from the completing sample (and the segment into it)
-    # until the car leaves the start's neighbourhood again.
-    far = np.flatnonzero(np.hypot(*(pts[first:] - origin).T) > radius_m)
+    # until the car leaves the start's neighbourhood again (wider when the lap
+    # closed through the start's gate, the car passing more than radius_m away).
+    reach = radius_m
+    if through_gate[-1]:
+        reach = float(np.hypot(*(pts[first] - origin))) + radius_m
+    far = np.flatnonzero(np.hypot(*(pts[first:] - origin).T) > reach)
     last = first + int(far[0]) if len(far) else len(pts) - 1
     lo = max(first - 1, 0)
     hi = max(last, lo + 1)

@@ -43,6 +43,7 @@ ROSDEP_KEYS = {
 PIP_ONLY = {
     "safetensors": "safetensors",
     "rosbags": "rosbags",
+    "mcap": "mcap",  # reads a bag whose recorder was killed (no index)
     "torch": "torch",
     "onnx": "onnx",
     "tensorflow": "tensorflow-cpu",

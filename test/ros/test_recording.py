@@ -5,6 +5,8 @@ the same way as the launcher."""
 import os
 import re
 import signal
+import subprocess
+import sys
 import threading
 import time
 import types
@@ -197,3 +199,15 @@ def test_launch_file_record_makes_the_episode_wait_for_the_recorder(monkeypatch)
     (emit,) = on_exit(types.SimpleNamespace(returncode=2), None)
     (shutdown,) = emit.kwargs.values()
     assert "bag_recorder exited with code 2" in shutdown.kwargs["reason"]
+
+
+def test_recorder_refuses_an_existing_output_in_one_line(tmp_path):
+    existing = tmp_path / "bag"
+    existing.mkdir()
+    env = dict(os.environ, ROS_DOMAIN_ID=str(unique_domain_id(64)))
+    argv = [sys.executable, "-m", launcher.RECORDER_MODULE, "--ros-args", "-p", f"output:={existing}"]
+    result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    lines = [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
+    assert len(lines) == 1 and f"cannot start: {existing} already exists" in lines[0], lines
+    assert list(existing.iterdir()) == []  # nothing written into it
