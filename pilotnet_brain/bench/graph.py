@@ -98,11 +98,12 @@ def one_start(
         row["error"] = str(error)
     else:
         metrics = result["metrics"]
-        row["camera_to_command_ms"] = metrics.get("camera_to_command_latency_ms")
+        # sim_node reports 0 when no frame was answered at all
+        row["camera_to_command_ms"] = metrics.get("camera_to_command_latency_ms") or None
         row["inference_ms"] = metrics.get("mean_inference_time_ms")
         row["lost_frames"] = int(metrics.get("lockstep_timeouts") or 0)
         if metrics.get("mean_inference_time_ms") is None:
-            row["error"] = "metrics_node received no brain stats (it never matched brain_node)"
+            row["error"] = "metrics_node received no brain stats (no frame answered, or brain_node never matched)"
         row["wall_s"] = result["wall_s"]
     row["discovery_s"], row["sim_wait_s"] = graph_timings(out_dir / "logs")
     if row["error"] is None and row["discovery_s"] is None:
@@ -124,10 +125,12 @@ def run_graph_benchmark(
     wall_timeout: float = 90.0,
     log: Callable[[str], None] | None = None,
     run_fn: Callable = run_simulation,
+    stall_logs: Path | None = None,
 ) -> list[dict]:
     """``starts`` fresh starts of the graph for every (transports, brain); one row per start.
 
     A pair whose first start fails because brain_node exited is not started again (its row says why).
+    The node logs of a stalled start are kept under ``stall_logs`` (row ``logs``), the others deleted.
     """
     if starts < 1:
         raise ValueError(f"--starts must be at least 1, not {starts}")
@@ -141,16 +144,12 @@ def run_graph_benchmark(
         for transport in transports:
             for brain, brain_yaml in presets:
                 for i in range(starts):
-                    row = one_start(
-                        brain,
-                        brain_yaml,
-                        transport,
-                        work / f"{transport}-{brain}-{i}",
-                        sim_seconds,
-                        wall_timeout,
-                        run_fn,
-                    )
+                    name = f"{transport}-{brain}-{i}"
+                    row = one_start(brain, brain_yaml, transport, work / name, sim_seconds, wall_timeout, run_fn)
                     rows.append(row)
+                    if row["stall"] and stall_logs is not None and (work / name / "logs").is_dir():
+                        kept = shutil.copytree(work / name / "logs", Path(stall_logs) / name, dirs_exist_ok=True)
+                        row["logs"] = str(kept)
                     if log is not None:
                         log(_progress_line(row, i + 1, starts))
                     if i == 0 and _node_failed(row):

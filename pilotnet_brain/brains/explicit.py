@@ -11,8 +11,8 @@
 Blind: when it cannot see the line it brakes to a stop along the road's last seen curvature and says why
 (BrainOutput.blind). A scan row shows the line when it has at least one and at most `max_red_runs` red
 runs (more is clutter: noise, not a line); the brain is blind when fewer than `min_line_rows` rows show
-it (a black or noisy frame, grass only, the line occluded) or when their points do not lie on one smooth
-line (`max_fit_rms_m`).
+it (a black or noisy frame, grass only, the line occluded) or when their points zig-zag as no line does
+(`max_line_turns`).
 """
 
 from __future__ import annotations
@@ -40,8 +40,25 @@ class ExplicitBrainParams:
     red_contrast: int = 50  # red channel must beat green and blue by this much
     max_red_runs: int = 3  # more red runs on a scan row: clutter (the line + two other parts of the circuit)
     min_line_rows: int = 4  # fewer scan rows on the line: blind (the quadratic fit needs 3, plus one to spare)
-    max_fit_rms_m: float = 1.0  # points further off one smooth line than this (RMS): blind
+    # A line crosses the scan rows in one sweep: from near to far its column turns back once past a curve's
+    # apex, twice in an S-bend; 3 times at most on every circuit here (gentle bends far ahead, Catalunya).
+    # Marks that zig-zag turn at nearly every row (11 times on 13 rows). Turns back within the rendering's
+    # jitter do not count.
+    max_line_turns: int = 5
+    column_jitter_px: float = 2.0
     blind_decel_mps2: float = 4.0  # braking to a stop when blind
+
+
+def line_turns(columns: np.ndarray, jitter_px: float) -> int:
+    """How often the column of the line points, near to far, turns back by more than jitter_px (hysteresis)."""
+    turns, direction, extreme = 0, 0.0, float(columns[0])
+    for u in columns[1:]:
+        if direction and (u - extreme) * direction > 0:
+            extreme = float(u)  # further the same way
+        elif abs(u - extreme) > jitter_px:
+            turns += direction != 0
+            direction, extreme = math.copysign(1.0, u - extreme), float(u)
+    return turns
 
 
 class ExplicitBrain:
@@ -69,9 +86,13 @@ class ExplicitBrain:
 
     # --- perception --------------------------------------------------------------------------------
     def line_points(self, image_rgb: np.ndarray) -> np.ndarray:
-        """Ground points (X forward, Y left; m, car frame) of the red line on the scan rows, near to far.
+        """Ground points (X forward, Y left; m, car frame) of the red line on the scan rows, near to far."""
+        return self._to_ground(self.line_pixels(image_rgb))
 
-        A cluttered row (more than max_red_runs red runs: noise, not a line) gives no point.
+    def line_pixels(self, image_rgb: np.ndarray) -> np.ndarray:
+        """Pixels (u, v) of the red line on the scan rows, near to far.
+
+        A cluttered row (more than max_red_runs red runs: noise, not a line) gives no pixel.
         """
         band = image_rgb[self.rows].astype(np.int16)
         redness = band[..., 0] - np.maximum(band[..., 1], band[..., 2])
@@ -94,9 +115,12 @@ class ExplicitBrain:
                 break  # the line jumped: what follows belongs to another part of the circuit
             prev_u = u
             points.append((u, self.rows[i]))
-        if not points:
+        return np.asarray(points, np.float64).reshape(-1, 2)
+
+    def _to_ground(self, pixels: np.ndarray) -> np.ndarray:
+        if not len(pixels):
             return np.empty((0, 2))
-        uv = np.column_stack([np.asarray(points, np.float64), np.ones(len(points))])
+        uv = np.column_stack([pixels, np.ones(len(pixels))])
         g = uv @ self._h_inv.T
         return g[:, :2] / g[:, 2:3]
 
@@ -106,15 +130,16 @@ class ExplicitBrain:
         p = self.params
         dt = 0.0 if self._last_stamp is None else max(stamp_s - self._last_stamp, 0.0)
         self._last_stamp = stamp_s
-        pts = self.line_points(image_rgb)
-        if len(pts) < max(p.min_line_rows, 2):
-            return self._brake(dt, f"the line shows on {len(pts)} of {len(self.rows)} scan rows", t0)
+        pixels = self.line_pixels(image_rgb)
+        if len(pixels) < max(p.min_line_rows, 2):
+            return self._brake(dt, f"the line shows on {len(pixels)} of {len(self.rows)} scan rows", t0)
+        turns = line_turns(pixels[:, 0], p.column_jitter_px)
+        if turns > p.max_line_turns:
+            return self._brake(dt, f"the red marks are no line (they turn {turns} times across the scan rows)", t0)
 
+        pts = self._to_ground(pixels)
         x, y = pts[:, 0], pts[:, 1]
         coeffs = np.polyfit(x, y, 2 if len(pts) >= 4 else 1)
-        fit_rms = float(np.sqrt(np.mean((np.polyval(coeffs, x) - y) ** 2)))
-        if fit_rms > p.max_fit_rms_m:
-            return self._brake(dt, f"the red marks are no line (fit residual {fit_rms:.2f} m RMS)", t0)
         if len(coeffs) == 2:
             coeffs = np.concatenate([[0.0], coeffs])
         c2, b1, a0 = (float(k) for k in coeffs)

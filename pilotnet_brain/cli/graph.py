@@ -94,7 +94,8 @@ def cmd_benchmark(args) -> int:
 def cmd_graph_benchmark(args) -> int:
     brains, transports = args.brains, args.transports
     progress = None if args.quiet else print_progress
-    rows = run_graph_benchmark(brains, transports, args.starts, args.sim_seconds, log=progress)
+    stall_logs = Path(args.out).with_name(Path(args.out).stem + "_stall_logs")  # next to the JSON
+    rows = run_graph_benchmark(brains, transports, args.starts, args.sim_seconds, log=progress, stall_logs=stall_logs)
     print(format_table(summarize_starts(rows)))
     settings = {"brains": brains, "transports": transports, "starts": args.starts, "sim_seconds": args.sim_seconds}
     print(f"every start and the summary: {write_result(rows, settings, args.out)}")

@@ -49,7 +49,7 @@ NODE_NAME = BRAIN_NODE.node
 BAD_IMAGE_LOG_PERIOD_S = 5.0
 #: The watchdog's one-shot timer fires this much before the deadline (at most a tenth of the timeout) so
 #: that the executor's wake-up, the publish and the DDS delivery of the stop (1-5 ms on an idle machine,
-#: 25 ms seen with two cores overloaded five times over) still fit within watchdog_timeout of the last image.
+#: up to 40 ms seen with two cores overloaded five times over) still fit within watchdog_timeout of the last image.
 WATCHDOG_DELIVERY_BUDGET_S = 0.05
 
 

@@ -32,6 +32,9 @@ DUPLICATE_TOLERANCE_M = 1e-6
 # Distinct consecutive points closer than this are a mistake: the spline through them kinks.
 MIN_POINT_SPACING_M = 0.01
 
+# Coordinates beyond this are no track (float64 still resolves 0.1 mm here; the map bound refuses far less).
+MAX_ABS_COORDINATE_M = 1e12
+
 # A track file is a few hundred kB (a 5 km lap every metre); larger is not a track.
 MAX_TRACK_FILE_BYTES = 64 * 1024 * 1024
 
@@ -57,7 +60,7 @@ def _read_track_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
                 f"track file {path} is {size / 1e6:.0f} MB, more than the {MAX_TRACK_FILE_BYTES / 1e6:.0f} MB "
                 "a track file can be"
             )
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # tolerates a byte-order mark
     except (OSError, UnicodeDecodeError) as error:
         raise CircuitError(f"track file {path} could not be read: {error}") from error
 
@@ -81,6 +84,10 @@ def _read_track_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
             ) from None
         if not all(math.isfinite(value) for value in values):
             raise CircuitError(f"track file {path}, line {line_number}: NaN or infinite value in {stripped!r}")
+        if max(abs(values[0]), abs(values[1])) > MAX_ABS_COORDINATE_M:
+            raise CircuitError(
+                f"track file {path}, line {line_number}: coordinate beyond {MAX_ABS_COORDINATE_M:g} m in {stripped!r}"
+            )
         if values[2] <= 0.0 or values[3] <= 0.0:
             raise CircuitError(
                 f"track file {path}, line {line_number}: track widths must be positive, got {values[2]}, {values[3]}"

@@ -80,7 +80,7 @@ def metrics(latency_ms, timeouts=0, inference_ms=1.0):
     }
 
 
-def test_graph_benchmark_counts_stalls_and_summarizes_per_transport():
+def test_graph_benchmark_counts_stalls_and_summarizes_per_transport(tmp_path):
     outcomes = [
         (metrics(2.0), 0.2),
         (metrics(3.0, timeouts=1), 0.4),  # a lost frame: a stall
@@ -88,9 +88,13 @@ def test_graph_benchmark_counts_stalls_and_summarizes_per_transport():
         (metrics(4.0, inference_ms=None), 0.3),  # metrics_node never heard the brain: a stall
     ]
     run, calls = fake_run(outcomes)
-    rows = graph_benchmark.run_graph_benchmark(["explicit"], ["profile", "large_data"], starts=2, run_fn=run)
+    rows = graph_benchmark.run_graph_benchmark(
+        ["explicit"], ["profile", "large_data"], starts=2, run_fn=run, stall_logs=tmp_path / "stalls"
+    )
     assert calls == ["profile", "profile", "large_data", "large_data"]
     assert [r["stall"] for r in rows] == [False, True, True, True]
+    kept = sorted(p.name for p in (tmp_path / "stalls").iterdir())  # the stalled starts' node logs stay
+    assert kept == ["large_data-explicit-0", "large_data-explicit-1", "profile-explicit-1"] and "logs" not in rows[0]
     profile, large_data = graph_benchmark.summarize_starts(rows)
     assert (profile["starts"], profile["stalls"], profile["lost_frames"]) == (2, 1, 1)
     assert profile["discovery_max_s"] == pytest.approx(0.4)

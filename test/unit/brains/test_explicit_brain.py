@@ -8,7 +8,7 @@ import pytest
 from conftest import STADIUM_RADIUS_M, STADIUM_STRAIGHT_M
 
 from pilotnet_brain.brains import make_brain
-from pilotnet_brain.brains.explicit import ExplicitBrain, ExplicitBrainParams
+from pilotnet_brain.brains.explicit import ExplicitBrain, ExplicitBrainParams, line_turns
 from pilotnet_brain.evaluation.metrics import compute_metrics
 from pilotnet_brain.sim.camera import CameraModel, Renderer
 from pilotnet_brain.sim.circuits import load_circuit
@@ -172,8 +172,24 @@ def test_red_marks_that_are_no_line_are_blind(renderer):
         img[row, u - 2 : u + 3] = (220, 30, 30)
     assert len(brain.line_points(img)) == len(brain.rows)
     out = brain.step(img, 0.0)
-    rms = float(out.blind.split("residual ")[1].split(" m")[0])
-    assert out.blind.startswith("the red marks are no line") and rms > p.max_fit_rms_m
+    turns = len(brain.rows) - 2
+    assert out.blind == f"the red marks are no line (they turn {turns} times across the scan rows)"
+    assert turns > p.max_line_turns
+
+
+@pytest.mark.parametrize(
+    ("columns", "turns"),
+    [
+        ([320, 320.4, 319.8, 320.3, 319.9, 320.1], 0),  # straight ahead: sub-pixel jitter does not count
+        ([624, 598, 579, 552, 531, 514, 491, 466, 431, 390, 335, 255, 41], 0),  # a hairpin (Hockenheim)
+        ([400, 380, 365, 360, 361.5, 359.5, 370, 390, 420], 1),  # a curve's apex in view, jitter at the apex
+        ([328.5, 322.5, 320, 319.5, 324, 331, 347.5, 368, 398.5, 429, 456.5, 470.5, 467], 2),  # S-bend (montmelo)
+        ([299, 292.5, 289, 286, 286, 287, 289, 290, 289.5, 285.5, 279, 275, 278.5], 3),  # bends far ahead (Catalunya)
+        ([220, 420, 220, 420, 220, 420], 4),  # zig-zag
+    ],
+)
+def test_line_turns(columns, turns):
+    assert line_turns(np.array(columns, float), ExplicitBrainParams().column_jitter_px) == turns
 
 
 def test_make_brain_builds_explicit():
