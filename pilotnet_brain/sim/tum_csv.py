@@ -32,8 +32,8 @@ DUPLICATE_TOLERANCE_M = 1e-6
 # Distinct consecutive points closer than this are a mistake: the spline through them kinks.
 MIN_POINT_SPACING_M = 0.01
 
-# Coordinates beyond this are no track (float64 still resolves 0.1 mm here; the map bound refuses far less).
-MAX_ABS_COORDINATE_M = 1e12
+# Coordinates beyond this are no track (float64 still resolves 0.1 m here; the map bound refuses far less).
+MAX_ABS_COORDINATE_M = 1e15
 
 # A track file is a few hundred kB (a 5 km lap every metre); larger is not a track.
 MAX_TRACK_FILE_BYTES = 64 * 1024 * 1024

@@ -14,11 +14,12 @@ import pytest
 
 pytest.importorskip("rosbags")
 
-from conftest import REPO_ROOT, unique_domain_id
+from conftest import REPO_ROOT, run_cli, unique_domain_id
 
 from pilotnet_brain.bags.reader import bag_summary, read_bag
 from pilotnet_brain.bags.score import metrics_from_bag, run_record_from_arrays
 from pilotnet_brain.bags.writer import CUSTOM_DATA_KEY, BagWriter, read_side_file, typestore
+from pilotnet_brain.errors import BagError
 from pilotnet_brain.evaluation.metrics import METRIC_KEYS, compute_metrics
 from pilotnet_brain.interfaces import BRAIN_STATS_FIELDS, DEFAULT_TOPICS, DEFAULT_TYPES
 
@@ -240,7 +241,7 @@ def test_bag_without_run_metadata_is_explained(tmp_path):
         w.write_msg("/F1ROS/odom", 1, _odom(0.0, 0, 0, 0, 0))
     with pytest.raises(ValueError, match="circuit and direction"):
         metrics_from_bag(tmp_path / "bag")
-    with pytest.raises(FileNotFoundError, match="not a rosbag2"):
+    with pytest.raises(BagError, match="not a rosbag2"):
         read_bag(tmp_path)
 
 
@@ -278,7 +279,8 @@ def test_analyze_cli_on_bags(tmp_path, circle_csv, capsys):
     assert {"summary.md", "summary.csv", "summary.png"} <= names
     assert sum(n.endswith("_timeseries.png") for n in names) == 2
     assert sum(n.endswith(".json") for n in names) == 2
-    assert main(["analyze", str(tmp_path / "nothing")]) == 2
+    rc, _, err = run_cli(["analyze", tmp_path / "nothing"], capsys)
+    assert rc == 2 and "nothing" in err
 
 
 # --------------------------------------------------------------------------- the recorder node (real DDS)

@@ -162,7 +162,7 @@ CASES = [
     Case("hairpins_tighter_than_road", track_text(TIGHT_STADIUM, widths=(3.5, 3.5)), ("too tight", "radius of")),
     Case("spike", track_text(ring() * np.where(np.arange(60) == 10, 1.2, 1.0)[:, None]), ("too tight", "radius of")),
     Case("coordinates_of_1e9", track_text(ring(60, radius=1e9)), ("too large", "cells")),
-    Case("coordinates_of_1e300", track_text(ring(60, radius=1e300)), ("line 2", "coordinate beyond 1e+12 m")),
+    Case("coordinates_of_1e300", track_text(ring(60, radius=1e300)), ("line 2", "coordinate beyond 1e+15 m")),
     Case("scaled_to_1e9", track_text(ring()), ("too large", "at scale 1e+09"), ("--scale", "1e9")),
     Case("scaled_to_a_toy", track_text(ring()), ("at scale 0.01",), ("--scale", "0.01")),
 ]
