@@ -32,6 +32,9 @@ class FakeNode:
     def count_publishers(self, topic):
         return self._stats_publishers
 
+    def wait_until_frames_received(self, t, timeout_s):
+        """No reliable camera subscriber (no recorder) in these tests: nothing to wait for."""
+
     def get_logger(self):
         node = self
 
