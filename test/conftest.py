@@ -24,7 +24,7 @@ _domain_counter = itertools.count()
 
 def unique_domain_id(offset: int = 0) -> int:
     """A ROS_DOMAIN_ID in ROS 2's safe range, new for each call in this process, unlikely to meet another run's."""
-    from pilotnet_brain.ros.launcher import PRIVATE_DOMAIN_IDS
+    from pilotnet_brain.ros.environment import PRIVATE_DOMAIN_IDS
 
     ids = PRIVATE_DOMAIN_IDS
     return ids[(os.getpid() * 13 + next(_domain_counter) * 7 + offset) % len(ids)]

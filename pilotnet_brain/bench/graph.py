@@ -14,7 +14,7 @@ private ROS_DOMAIN_ID), and gives:
   heard brain_node (no brain stats), or a frame was lost.
 
 Per transport set-up and brain preset, the table shows stalls, discovery p50/p99/max and the
-camera-to-command p50/p99 over the starts (``launcher.TRANSPORTS`` names the set-ups: the shipped
+camera-to-command p50/p99 over the starts (``ros.environment.TRANSPORTS`` names the set-ups: the shipped
 Fast DDS profile and the built-in alternatives it replaces).
 """
 
@@ -31,7 +31,8 @@ import numpy as np
 
 from pilotnet_brain.bench.closed_loop import resolve_presets
 from pilotnet_brain.jsonio import write_json_atomic
-from pilotnet_brain.ros.launcher import TRANSPORTS, LaunchError, private_domain_id, run_simulation
+from pilotnet_brain.ros.environment import TRANSPORTS, private_domain_id
+from pilotnet_brain.ros.launcher import LaunchError, run_simulation
 
 __all__ = ["GRAPH_MATCHED", "format_table", "run_graph_benchmark", "summarize_starts", "write_result"]
 

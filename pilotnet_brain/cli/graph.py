@@ -28,7 +28,8 @@ from pilotnet_brain.config import BRAIN_LAUNCH_ARGUMENTS, CLOCK, SCALE, SIM_NODE
 from pilotnet_brain.evaluation.drive import write_summary
 from pilotnet_brain.evaluation.metrics import metrics_table
 from pilotnet_brain.jsonio import dumps_strict
-from pilotnet_brain.ros.launcher import TRANSPORTS, LaunchError, run_brain, run_simulation
+from pilotnet_brain.ros.environment import TRANSPORTS
+from pilotnet_brain.ros.launcher import LaunchError, run_brain, run_simulation
 from pilotnet_brain.sim.builtin_circuits import TEST_CIRCUITS
 
 

@@ -28,16 +28,10 @@ Python API for benchmarks: `run_simulation(...) -> {"metrics", "metrics_path", "
 
 from __future__ import annotations
 
-import ctypes
 import importlib.util
 import json
-import os
-import random
 import shutil
-import signal
-import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,7 +50,9 @@ from pilotnet_brain.config import (
 from pilotnet_brain.errors import ConfigError
 from pilotnet_brain.evaluation.drive import run_slug
 from pilotnet_brain.resources import config_path
+from pilotnet_brain.ros.environment import connection_lines, environment_with_transports, ros_environment
 from pilotnet_brain.ros.params import brain_label, load_brain_parameters, load_node_parameters
+from pilotnet_brain.ros.processes import ProcessGroup, SigtermAsInterrupt, announce, tail_log
 from pilotnet_brain.sim.circuits import load_circuit
 from pilotnet_brain.sim.world import default_timeout_s
 
@@ -195,52 +191,6 @@ def node_command(executable: str) -> list:
     raise ValueError(f"unknown executable {executable!r}")
 
 
-# ROS 2's safe domain IDs on Linux are 0..101: higher ones put DDS ports into the kernel's ephemeral
-# port range (32768-60999), where any outgoing socket may hold a port a participant needs ("About
-# Domain ID", docs.ros.org). 0 is everyone's default, so private runs use 1..101.
-PRIVATE_DOMAIN_IDS = range(1, 102)
-
-
-def private_domain_id() -> int:
-    return random.SystemRandom().choice(PRIVATE_DOMAIN_IDS)
-
-
-#: Fast DDS built-in transport set-ups the graph can be given instead of the profile (graph-benchmark
-#: measures them): name -> FASTDDS_BUILTIN_TRANSPORTS.
-BUILTIN_TRANSPORTS = {"default": "DEFAULT", "large_data": "LARGE_DATA", "udp": "UDPv4"}
-#: "profile" (config/fastdds.xml) is what every run uses unless told otherwise.
-TRANSPORTS = ("profile", *BUILTIN_TRANSPORTS)
-
-
-def fastdds_environment(transports: str = "profile") -> dict:
-    """The variables that give a node's DDS participant its transports (one of TRANSPORTS)."""
-    if transports == "profile":
-        return {topics.FASTDDS_PROFILE_VARIABLE: str(config_path(topics.FASTDDS_PROFILE_FILE).resolve())}
-    if transports in BUILTIN_TRANSPORTS:
-        return {"FASTDDS_BUILTIN_TRANSPORTS": BUILTIN_TRANSPORTS[transports]}
-    raise ValueError(f"unknown transports {transports!r} (one of {', '.join(TRANSPORTS)})")
-
-
-def environment_with_transports(transports: str = "profile") -> dict:
-    """os.environ with the caller's Fast DDS transport variables replaced by those of `transports`."""
-    env = {
-        k: v for k, v in os.environ.items() if k not in ("FASTDDS_BUILTIN_TRANSPORTS", topics.FASTDDS_PROFILE_VARIABLE)
-    }
-    env.update(fastdds_environment(transports))
-    return env
-
-
-def ros_environment(domain_id: int | None = None, transports: str = "profile") -> dict:
-    env = environment_with_transports(transports)
-    env["PYTHONUNBUFFERED"] = "1"
-    env.setdefault("RCUTILS_COLORIZED_OUTPUT", "0")
-    if domain_id is not None:
-        env["ROS_DOMAIN_ID"] = str(domain_id)
-    elif "ROS_DOMAIN_ID" not in env:
-        env["ROS_DOMAIN_ID"] = str(private_domain_id())
-    return env
-
-
 def simulation_graph(
     circuit: str = _LAUNCH_DEFAULTS["circuit"],
     direction: str = _LAUNCH_DEFAULTS["direction"],
@@ -355,7 +305,7 @@ def check_recording(graph: Graph, codes: dict) -> None:
         if side is not None and side.get("episode_end") in topics.END_STATES:
             return
         problem = f"{RECORDER_EXECUTABLE} stopped before the episode ended"
-    raise LaunchError(f"{problem}: the bag {graph.bag_path} is incomplete; its log ({log}):\n{_tail(log)}")
+    raise LaunchError(f"{problem}: the bag {graph.bag_path} is incomplete; its log ({log}):\n{tail_log(log)}")
 
 
 def recorder_parameters(bag_path, circuit, direction, scale, brain, clock, brain_config) -> dict:
@@ -373,179 +323,6 @@ def recorder_parameters(bag_path, circuit, direction, scale, brain, clock, brain
     return BAG_RECORDER.validate(params, "launch simulation: bag_recorder")
 
 
-# --- processes -------------------------------------------------------------------------------------
-def _die_with_parent():
-    """In the child before exec: get SIGTERM when the launcher dies (Linux), so nothing is orphaned."""
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except Exception:
-        pass
-
-
-class ProcessGroup:
-    """Started processes, each in its own session (so Ctrl-C reaches only the launcher).
-
-    A reader thread per process copies its output (stdout and stderr, merged) line by line to its log file
-    and, when `echo` is a stream (the launcher's terminal), there too, each line prefixed `[<name>] `.
-    """
-
-    def __init__(self, env: dict, echo=None):
-        self.env = env
-        self.echo = echo
-        self._echo_lock = threading.Lock()
-        self.procs: list[tuple[ProcessSpec, subprocess.Popen, threading.Thread | None]] = []
-
-    def start(self, spec: ProcessSpec) -> subprocess.Popen:
-        log = None
-        if spec.log is not None:
-            spec.log.parent.mkdir(parents=True, exist_ok=True)
-            log = open(spec.log, "wb")
-        wanted = log is not None or self.echo is not None
-        proc = subprocess.Popen(
-            spec.argv,
-            env=self.env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE if wanted else subprocess.DEVNULL,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            preexec_fn=_die_with_parent,
-        )
-        reader = None
-        if wanted:
-            reader = threading.Thread(
-                target=self._copy_output, args=(spec.name, proc.stdout, log), name=f"output-{spec.name}", daemon=True
-            )
-            reader.start()
-        self.procs.append((spec, proc, reader))
-        return proc
-
-    def _copy_output(self, name: str, pipe, log) -> None:
-        """Until the process closes its output: each line to the log file (flushed) and the terminal."""
-        prefix = f"[{name}] "
-        try:
-            for line in iter(pipe.readline, b""):
-                if log is not None:
-                    log.write(line)
-                    log.flush()  # the launcher quotes the tail of a failed node's log
-                if self.echo is not None:
-                    text = prefix + line.decode("utf-8", errors="replace").rstrip("\r\n") + "\n"
-                    with self._echo_lock:
-                        try:
-                            self.echo.write(text)
-                            self.echo.flush()
-                        except (OSError, ValueError):  # terminal gone: keep logging to the file
-                            self.echo = None
-        finally:
-            pipe.close()
-            if log is not None:
-                log.close()
-
-    def wait_output(self, name: str, timeout: float = 5.0) -> None:
-        """Wait until everything the named process wrote has reached its log (it has exited)."""
-        for spec, _, reader in self.procs:
-            if spec.name == name and reader is not None:
-                reader.join(timeout)
-
-    def _signal(self, proc, sig):
-        try:
-            os.killpg(proc.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
-
-    def shutdown(self, sigint_timeout: float = 5.0, sigterm_timeout: float = 3.0) -> dict:
-        """SIGINT all, then SIGTERM, then SIGKILL the survivors; returns {name: exit code}."""
-        for sig, wait in ((signal.SIGINT, sigint_timeout), (signal.SIGTERM, sigterm_timeout), (signal.SIGKILL, 5.0)):
-            alive = [p for _, p, _ in self.procs if p.poll() is None]
-            if not alive:
-                break
-            for p in alive:
-                self._signal(p, sig)
-            deadline = time.monotonic() + wait
-            while time.monotonic() < deadline and any(p.poll() is None for p in alive):
-                time.sleep(0.05)
-        for _, p, _ in self.procs:  # whole process groups: anything a node forked goes too
-            if p.poll() is not None:
-                self._signal(p, signal.SIGKILL)
-        codes = {}
-        for spec, p, _ in self.procs:
-            codes[spec.name] = p.wait()
-        for spec, _, _ in self.procs:  # the last lines of every node reach its log and the terminal
-            self.wait_output(spec.name)
-        return codes
-
-
-#: Variables that decide which DDS participants meet: a tool attached to the graph needs the same values.
-TRANSPORT_VARIABLES = (
-    "RMW_IMPLEMENTATION",
-    topics.FASTDDS_PROFILE_VARIABLE,
-    "FASTDDS_BUILTIN_TRANSPORTS",
-    "ROS_AUTOMATIC_DISCOVERY_RANGE",
-    "ROS_STATIC_PEERS",
-    "ROS_LOCALHOST_ONLY",
-    "CYCLONEDDS_URI",
-)
-
-
-def connection_lines(env: dict, topic: str) -> list:
-    """What the launcher prints before starting a graph: its ROS_DOMAIN_ID (and where it comes from) with the
-    transport variables its nodes get, then how to attach a tool (ros2 CLI, RViz, Foxglove) to it."""
-    domain = env.get("ROS_DOMAIN_ID")
-    if domain is None:
-        origin, domain = "not set: ROS's default", "0"
-    elif os.environ.get("ROS_DOMAIN_ID") == domain:
-        origin = "from the environment"
-    else:
-        origin = "private to this run"
-    transport = [f"{name}={env[name]}" for name in TRANSPORT_VARIABLES if env.get(name)]
-    prefix = " ".join([f"ROS_DOMAIN_ID={domain}", *transport])
-    first = f"ROS_DOMAIN_ID={domain} ({origin})"
-    if transport:
-        first += "; transport: " + " ".join(transport)
-    return [
-        first,
-        f"attach a tool: {prefix} ros2 topic echo {topic}  (the same variables for rviz2, or for "
-        "foxglove_bridge to watch in Foxglove)",
-    ]
-
-
-def announce(lines, echo) -> None:
-    """The launcher's own lines on the terminal, prefixed [launch] like the nodes' [<name>]."""
-    if echo is not None:
-        echo.write("".join(f"[launch] {line}\n" for line in lines))
-        echo.flush()
-
-
-def _tail(path: Path | None, lines: int = 15) -> str:
-    if path is None or not path.exists():
-        return ""
-    text = path.read_text(errors="replace").splitlines()[-lines:]
-    return "\n".join("    " + line for line in text)
-
-
-class _SigtermAsInterrupt:
-    """While active (main thread only), SIGTERM to the launcher raises KeyboardInterrupt."""
-
-    def __enter__(self):
-        self.old = None
-        if threading_is_main():
-            self.old = signal.signal(signal.SIGTERM, self._raise)
-        return self
-
-    @staticmethod
-    def _raise(signum, frame):
-        raise KeyboardInterrupt
-
-    def __exit__(self, *exc):
-        if self.old is not None:
-            signal.signal(signal.SIGTERM, self.old)
-        return False
-
-
-def threading_is_main() -> bool:
-
-    return threading.current_thread() is threading.main_thread()
-
-
 def run_graph(graph: Graph, timeout: float, done=None, sigint_timeout: float = 5.0, echo=None) -> dict:
     """Start the graph's processes, wait until done() or metrics_node exits, tear down. Returns exit codes.
 
@@ -555,7 +332,7 @@ def run_graph(graph: Graph, timeout: float, done=None, sigint_timeout: float = 5
     codes = {}
     finished_at = None  # when metrics_node exited
     try:
-        with _SigtermAsInterrupt():
+        with SigtermAsInterrupt():
             for spec in graph.processes:
                 group.start(spec)
             deadline = time.monotonic() + timeout
@@ -566,7 +343,7 @@ def run_graph(graph: Graph, timeout: float, done=None, sigint_timeout: float = 5
                         group.wait_output(spec.name)  # its last words (the reason) are in the log now
                         failure = f": {spec.failure}" if spec.failure else ""
                         raise LaunchError(
-                            f"{spec.name} exited with code {rc}{failure}; its log ({spec.log}):\n{_tail(spec.log)}"
+                            f"{spec.name} exited with code {rc}{failure}; its log ({spec.log}):\n{tail_log(spec.log)}"
                         )
                 metrics = next((p for s, p, _ in group.procs if s.name == "metrics_node"), None)
                 if done is not None and done():
@@ -577,7 +354,7 @@ def run_graph(graph: Graph, timeout: float, done=None, sigint_timeout: float = 5
                     if not awaited or time.monotonic() > finished_at + AWAIT_EXIT_S:
                         break
                 if time.monotonic() > deadline:
-                    logs = "\n".join(f"  {s.name}:\n{_tail(s.log, 6)}" for s, _, _ in group.procs)
+                    logs = "\n".join(f"  {s.name}:\n{tail_log(s.log, 6)}" for s, _, _ in group.procs)
                     raise LaunchError(f"no result within {timeout:.0f} s; logs:\n{logs}")
                 time.sleep(0.1)
     finally:
@@ -718,7 +495,7 @@ def run_brain(
     announce(connection_lines(graph.env, resolved_topic(cmd_vel_topic, namespace)) + [f"log: {spec.log}"], echo)
     group = ProcessGroup(graph.env, echo=echo)
     try:
-        with _SigtermAsInterrupt():
+        with SigtermAsInterrupt():
             proc = group.start(spec)
             while proc.poll() is None:
                 time.sleep(0.2)

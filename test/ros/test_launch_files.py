@@ -25,7 +25,7 @@ from conftest import REPO_ROOT
 
 from pilotnet_brain import config
 from pilotnet_brain import interfaces as topics
-from pilotnet_brain.ros import launcher
+from pilotnet_brain.ros import environment, launcher
 
 ROOT = REPO_ROOT
 LAUNCH = ROOT / "launch"
@@ -272,7 +272,7 @@ def test_launch_files_give_the_nodes_the_fastdds_profile(name, monkeypatch):
     share, *parts = path.args[0]
     assert type(share).__name__ == "FindPackageShare" and share.args == ("pilotnet_brain",)
     assert parts == ["config", launcher.topics.FASTDDS_PROFILE_FILE]
-    assert launcher.fastdds_environment() == {variable: str(ROOT.joinpath(*parts))}
+    assert environment.fastdds_environment() == {variable: str(ROOT.joinpath(*parts))}
 
 
 def test_brain_launch_arguments_come_from_the_schemas(monkeypatch):

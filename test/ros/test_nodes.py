@@ -14,7 +14,7 @@ from conftest import unique_domain_id
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 
-from pilotnet_brain.ros.launcher import fastdds_environment
+from pilotnet_brain.ros.environment import fastdds_environment
 
 
 def camera_frame():

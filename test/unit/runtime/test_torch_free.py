@@ -28,7 +28,7 @@ from pilotnet_brain.model.labels import DEFAULT_LABEL_RANGES
 from pilotnet_brain.model.network import PilotNet
 from pilotnet_brain.model.preprocessing import INPUT_SHAPE
 from pilotnet_brain.model.weights import save_model
-from pilotnet_brain.ros.launcher import fastdds_environment, ros_environment
+from pilotnet_brain.ros.environment import fastdds_environment, ros_environment
 from pilotnet_brain.runtime.catalog import BACKENDS
 
 TORCH_FREE = ("onnx_int8", "tflite_fp32")
