@@ -12,9 +12,13 @@ VENV    := .venv
 PY      := $(VENV)/bin/python
 PIP     := $(PY) -m pip --no-input
 STAMP   := $(VENV)/.installed
-EXTRAS  ?= dev,ros,torch,onnx,tf
+EXTRAS  ?= dev,ros,torch,onnx,tf,sweep
 
 RUN_BRAINS ?= explicit,pilotnet_fp32
+# The brain `make evaluate-generalization` holds against the expert (a preset or a brain_node YAML), and
+# extra options for it (e.g. GENERALIZATION_OPTIONS=--level-scan, or --generated-directions ccw).
+BRAIN ?= pilotnet_fp32
+GENERALIZATION_OPTIONS ?=
 # Every brain preset that runs without a GPU, from the backend table (runtime/catalog.py); `=`: read
 # when a recipe uses it, after the venv exists.
 CPU_PRESETS = $(shell $(VENV)/bin/pilotnet-brain presets --cpu)
@@ -23,7 +27,7 @@ CPU_PRESETS = $(shell $(VENV)/bin/pilotnet-brain presets --cpu)
 export MPLBACKEND := Agg
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install test run colcon-check lint clean data model model-stage1 data-dagger model-stage2 data-dagger2 model-stage3 data-dagger3 data-sweepers evaluate optimize offline-benchmark gpu-benchmark benchmark-all
+.PHONY: model-generalised model-generalised-stage1 install test run colcon-check lint clean sweep-cluster-check data model model-stage1 data-dagger model-stage2 data-dagger2 model-stage3 data-dagger3 data-sweepers evaluate optimize offline-benchmark gpu-benchmark benchmark-all evaluate-generalization
 
 $(PY):
 	$(PYTHON3) -m venv $(VENV)
@@ -80,7 +84,7 @@ data/train/dataset.json: | $(STAMP)
 	    --lighting-variation 0.15 --seed 1 --out data/train
 
 data/test/dataset.json: | $(STAMP)
-	$(CLI) record --circuits $(TEST_CIRCUITS) --direction both \
+	$(CLI) record --circuits $(TEST_CIRCUITS) --held-out --direction both \
 	    --laps 1 --frame-stride 3 --seed 2 --out data/test
 
 $(STAGE1_MODEL): data/train/dataset.json
@@ -103,6 +107,35 @@ data/dagger3/dataset.json: $(STAGE3_MODEL)
 
 data/sweepers/dataset.json: | $(STAMP)
 	$(RECORD_TRAINING) --circuits sweepers --seed 6 --out data/sweepers
+
+# --- Generalisation (issue 15): generated circuits and randomised conditions, fine-tuned from the shipped
+# weights. The expert on GEN_TRAIN_COUNT generated training circuits (`gen:SEED`, training seed range only),
+# both directions, each lap under its own random conditions up to level GEN_MAX_LEVEL; then a DAgger round
+# where the fine-tuned model drives them under new conditions and the expert labels. Training uses a GPU
+# when torch sees one (`train --device auto`) and records where it ran in the weights' metadata.
+GEN_TRAIN_COUNT ?= 12
+GEN_MAX_LEVEL ?= 0.5
+GEN_TRAIN_CIRCUITS = $(shell $(CLI) circuits --set generated-training --names | tr ',' '\n' | head -n $(GEN_TRAIN_COUNT) | paste -sd,)
+GENERALISED_STAGE1 := runs/generalised1/pilotnet_fp32.safetensors
+GENERALISED_MODEL := runs/generalised/pilotnet_fp32.safetensors
+FINE_TUNE = --epochs 6 --seed 0 --samples-per-epoch 10000 --lr 3e-4
+
+data/generated/dataset.json: | $(STAMP)
+	$(CLI) record --circuits $(GEN_TRAIN_CIRCUITS) --direction both --laps 1 --frame-stride 2 \
+	    --randomize-conditions $(GEN_MAX_LEVEL) --lighting-variation 0.15 --seed 7 --out data/generated
+
+$(GENERALISED_STAGE1): data/generated/dataset.json
+	$(CLI) train --data data/generated --init $(SHIPPED_MODEL) --out $@ $(FINE_TUNE)
+
+data/generated_dagger/dataset.json: $(GENERALISED_STAGE1)
+	$(CLI) record --driver pilotnet --model $< --circuits $(GEN_TRAIN_CIRCUITS) --direction both --laps 1 \
+	    --frame-stride 2 --randomize-conditions $(GEN_MAX_LEVEL) --seed 8 --out data/generated_dagger
+
+$(GENERALISED_MODEL): data/generated/dataset.json data/generated_dagger/dataset.json
+	$(CLI) train --data data/generated,data/generated_dagger --init $(SHIPPED_MODEL) --out $@ $(FINE_TUNE)
+
+model-generalised: $(GENERALISED_MODEL)
+model-generalised-stage1: $(GENERALISED_STAGE1)
 
 # The shipped weights are committed: `make model` retrains them only when asked (or when an input is newer).
 model: data/train/dataset.json data/dagger/dataset.json data/dagger2/dataset.json data/dagger3/dataset.json \
@@ -136,10 +169,28 @@ benchmark-all: $(STAMP)
 	$(VENV)/bin/pilotnet-brain benchmark --brains $(CPU_PRESETS) \
 	    --circuits $(TEST_CIRCUITS) --directions ccw,cw --out runs/benchmark_all
 
+# Held-out evaluation (issue 15): $(BRAIN) against the expert on unseen circuits (the shared real tracks
+# both ways, the generated-evaluation circuits), on the test circuits and under each condition at level
+# moderate; tables and PASS/FAIL per goal in runs/generalization/$(BRAIN)/generalization.md. A rerun
+# skips the runs already finished; exit code 1 when a goal fails.
+evaluate-generalization: $(STAMP)
+	$(VENV)/bin/pilotnet-brain generalization --brain $(BRAIN) --out runs/generalization/$(notdir $(basename $(BRAIN))) \
+	    $(GENERALIZATION_OPTIONS)
+
 # Build the package the ROS 2 way (colcon, ament_python) in a scratch workspace and check the install
 # tree has what `ros2 run` / `ros2 launch` / the ament index need (part of `make test` too).
 colcon-check: $(STAMP)
 	$(PY) -m pytest -q test/packaging/test_colcon.py
+
+# `pilotnet-brain sweep --address` on a real two-node Ray cluster on this machine (part of `make test` too):
+# the test starts the nodes the usual way, runs a sweep on both and stops exactly the processes it started.
+# By hand, on real machines (the same venv and package on each, the same token: RAY_AUTH_MODE=token and
+# ~/.ray/auth_token or RAY_AUTH_TOKEN_PATH copied from the head):
+#   head:         ray start --head --port=6379 --num-cpus=N --include-dashboard=false
+#   every other:  ray start --address=HEAD:6379 --num-cpus=N
+#   anywhere:     pilotnet-brain sweep --address HEAD:6379 --brains ... --out DIR    (then `ray stop` on each)
+sweep-cluster-check: $(STAMP)
+	$(PY) -m pytest -q -m ray_cluster test/unit/sweep/test_cluster.py
 
 # Lint, format check and import contracts (part of `make test` too).
 lint: $(STAMP)

@@ -11,6 +11,8 @@ PACKAGE = "pilotnet_brain"
 TORCH = "torch==2.13.0"
 RUFF = "ruff==0.17.6"
 IMPORT_LINTER = "import-linter==2.17"
+# Ray: `pilotnet-brain sweep` and `benchmark` run on it; every node of a cluster needs the same version.
+RAY = "ray==2.60.0"
 
 # The PyPI ROS 2 (Kilted) wheels. Optional: inside a ROS 2 install the system rclpy must be used.
 ROS_WHEELS = [
@@ -53,6 +55,7 @@ setup(
         "torch": [TORCH],
         "tf": ["tensorflow-cpu==2.21.0", "ai-edge-litert"],
         "onnx": ["onnx", "onnxruntime"],
+        "sweep": [RAY],
         "dev": ["pytest", "colcon-common-extensions", "ros-ament-package", RUFF, IMPORT_LINTER],
     },
     zip_safe=False,

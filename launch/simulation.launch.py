@@ -2,7 +2,7 @@
 
     ros2 launch pilotnet_brain simulation.launch.py circuit:=montreal direction:=ccw \
         brain_config:=<share>/config/brains/pilotnet_fp32.yaml [clock:=lockstep] [record:=true] [out_dir:=runs/ros] \
-        [use_sim_time:=true]
+        [conditions:=lighting=0.5,noise=moderate] [seed:=0] [use_sim_time:=true]
 
 Without `ros2 launch`, `pilotnet-brain launch simulation ...` (pilotnet_brain/ros/launcher.py) starts the
 same executables with the same parameters files; test/ros/test_launch_files.py keeps the two in step.
@@ -53,6 +53,8 @@ def generate_launch_description():
     record = LaunchConfiguration("record")
     out_dir = LaunchConfiguration("out_dir")
     timeout = LaunchConfiguration("timeout")
+    conditions = LaunchConfiguration("conditions")  # sim_node's, and metrics_node's label of the run
+    seed = LaunchConfiguration("seed")
     use_sim_time = LaunchConfiguration("use_sim_time")  # ROS's own parameter, given to every node
 
     metrics = Node(
@@ -65,6 +67,7 @@ def generate_launch_description():
                 "circuit": circuit,
                 "direction": direction,
                 "scale": scale,
+                "conditions": conditions,
                 "brain_config": brain_config,
                 "output_dir": out_dir,
                 "use_sim_time": use_sim_time,
@@ -91,6 +94,8 @@ def generate_launch_description():
                 "scale": scale,
                 "clock": clock,
                 "timeout": timeout,
+                "conditions": conditions,
+                "seed": seed,
                 "wait_for_metrics": True,
                 # start once metrics_node (and bag_recorder, when recording) listen
                 "odom_subscribers": PythonExpression(["2 if '", record, "'.lower() == 'true' else 1"]),

@@ -176,7 +176,12 @@ def _seconds(name: str, default: float, doc: str) -> Parameter:
     return Parameter(name, float, default, doc, min=0.0)
 
 
-CIRCUIT = Parameter("circuit", str, "simple_circuit", "built-in circuit name or path to a TUM-format CSV")
+CIRCUIT = Parameter(
+    "circuit",
+    str,
+    "simple_circuit",
+    "built-in circuit name, gen:SEED (a generated circuit) or path to a TUM-format CSV",
+)
 DIRECTION = Parameter("direction", str, "ccw", "driving direction", choices=("ccw", "cw"))
 SCALE = Parameter(
     "scale", float, 1.0, "CSV circuits only: multiplies coordinates and widths", min=0.0, min_exclusive=True
@@ -228,6 +233,14 @@ SIMULATOR_PARAMETERS = (
         "timeout", 0.0, "simulated s before the run stops; 0 = BehaviorMetrics' time-out (length / 4 m/s for CSVs)"
     ),
     Parameter("latency", float, -1.0, "lockstep: command latency (s) after its frame; < 0 = the brain's measured time"),
+    Parameter(
+        "conditions",
+        str,
+        "none",
+        "rendering and latency conditions, name=level comma separated (e.g. lighting=0.5,noise=moderate; "
+        "names and levels: sim/conditions.py); none = clear",
+    ),
+    Parameter("seed", int, 0, "seeds everything random in the simulator (noise, shadows, latency spikes)", min=0),
 )
 
 SIM_NODE = NodeSchema(
@@ -272,6 +285,12 @@ METRICS_NODE = NodeSchema(
         CIRCUIT,
         DIRECTION,
         SCALE,
+        Parameter(
+            "conditions",
+            str,
+            "",
+            "sim_node's conditions, recorded as the run's condition (canonical label); '' = not known (null)",
+        ),
         Parameter("brain", str, "", "brain label in the metrics; '' = from brain_config, else 'unknown'"),
         Parameter("brain_config", str, "", "brain_node parameters YAML (gives the label)"),
         Parameter("output_dir", str, "runs/ros", "directory for <circuit>_<direction>_<brain>.json and summary.csv"),
@@ -342,6 +361,8 @@ SIMULATION_LAUNCH_ARGUMENTS = (
     Parameter("record", bool, False, "also record a rosbag2 bag (bag_recorder)"),
     replace(METRICS_NODE["output_dir"], name="out_dir"),
     SIM_NODE["timeout"],
+    SIM_NODE["conditions"],  # to sim_node, and to metrics_node for the run's label
+    SIM_NODE["seed"],
     USE_SIM_TIME,
 )
 #: Arguments of launch/brain.launch.py (and of the launcher's run_brain): the brain on a Gazebo car's

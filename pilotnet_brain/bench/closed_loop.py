@@ -1,5 +1,7 @@
 """Closed-loop benchmark through the real ROS 2 graph: every brain preset on every circuit.
 
+The runs are a sweep (``pilotnet_brain.sweep``: one evaluation engine, on Ray); this module holds what is
+the benchmark's own: the presets, one run through the graph (``benchmark_run``), the summary and its files.
 Each run goes through ``pilotnet_brain.ros.launcher.run_simulation`` (sim_node + brain_node +
 metrics_node, and the ``bag_recorder`` with ``record``), so the figures include DDS transport,
 image conversion and scheduling, as with Gazebo.  The result is the summary table, one row per brain
@@ -17,28 +19,25 @@ from __future__ import annotations
 
 import math
 import shutil
-import sys
-import time
 from pathlib import Path
 from typing import Callable, Sequence
-
-from tqdm import tqdm
 
 from pilotnet_brain import resources
 from pilotnet_brain.bags.score import metrics_from_bag
 from pilotnet_brain.bags.writer import SIDE_FILE, is_bag
+from pilotnet_brain.config import SIM_NODE
 from pilotnet_brain.evaluation.metrics import metrics_table, write_table
 from pilotnet_brain.evaluation.plots import plot_runs_bar
 from pilotnet_brain.jsonio import write_json_atomic, write_text_atomic
-from pilotnet_brain.sim.builtin_circuits import TEST_CIRCUITS
 
 __all__ = [
+    "BENCHMARK_WORKERS",
     "SUMMARY_COLUMNS",
     "UnknownPresetError",
     "available_presets",
     "preset_path",
     "resolve_presets",
-    "run_benchmark",
+    "benchmark_run",
     "summarize",
     "summary_table",
     "write_outputs",
@@ -68,6 +67,10 @@ AGREEMENT_KEYS = (
     "sim_time_s",
     "off_track_events",
 )
+
+
+#: Runs at once in `pilotnet-brain benchmark` (a sweep): one, so its timing columns are comparable.
+BENCHMARK_WORKERS = 1
 
 
 class UnknownPresetError(ValueError):
@@ -130,6 +133,11 @@ def _default_run_fn():
             f"(pip install -e '.[ros]') or source a ROS 2 installation"
         ) from error
     return run_simulation
+
+
+def launcher_run_fn():
+    """The launcher's run_simulation; RuntimeError saying what to install where ROS is missing."""
+    return _default_run_fn()
 
 
 def _mean(values):
@@ -209,97 +217,65 @@ def _drop_old_bags(run_out: Path) -> None:
             shutil.rmtree(old)
 
 
-def run_benchmark(
-    brains: Sequence[str] | None,
-    circuits: Sequence[str] = TEST_CIRCUITS,
-    directions: Sequence[str] = ("ccw",),
+def benchmark_run(
+    circuit: str,
+    direction: str,
+    brain_config,
     clock: str | None = None,
-    out_dir: Path | None = None,
     record: bool = False,
+    out_dir: Path | None = None,
     timeout: float | None = None,
-    progress: bool = True,
+    scale: float = 1.0,
+    latency: float | None = None,
+    domain_id: int | None = None,
     run_fn: Callable | None = None,
-    log=None,
-) -> list[dict]:
-    """Run every preset on every circuit and direction; return the per-run metrics rows.
+    conditions: str = SIM_NODE["conditions"].default,
+    seed: int = SIM_NODE["seed"].default,
+) -> dict:
+    """One run through the ROS 2 graph (``run_fn``: the launcher's ``run_simulation``); returns its row.
 
-    Each row is the run's metrics plus ``method`` (preset name), ``preset`` (its path), ``clock``,
-    ``run_wall_s`` (launch to exit), ``metrics_path``/``bag_path``, with ``record`` the bag's
-    re-scored metrics' ``bag_agreement``, ``warning`` when the brain stats never reached metrics_node, and
-    on failure ``error`` (the run counts 0 % completed).
+    ``conditions`` (a ``sim.conditions`` label) and ``seed``: sim_node's parameters of the same names.
+
+    The row is the run's metrics plus ``metrics_path``/``bag_path``, with ``record`` the bag's re-scored
+    metrics' ``bag_agreement``, ``warning`` when the brain stats never reached metrics_node, and ``error``
+    (0 % completed) when the run produced no metrics. A failing launch raises (the sweep records it).
+    The runs of ``pilotnet-brain benchmark`` are a sweep of these (``pilotnet_brain.sweep.benchmark``).
     """
-    presets = resolve_presets(brains)
     run_fn = run_fn or _default_run_fn()
-    log = log or (lambda text: print(text, file=sys.stderr))
-    runs = [(name, path, c, d) for name, path in presets for c in circuits for d in directions]
-    rows = []
-    bar = tqdm(runs, desc="benchmark", unit="run", file=sys.stderr, disable=not progress)
-    for name, path, circuit, direction in bar:
-        bar.set_postfix_str(f"{name} {Path(circuit).stem} {direction}")
-        run_out = None
-        if out_dir is not None:
-            run_out = Path(out_dir) / "runs" / f"{name}_{Path(circuit).stem}_{direction}"
-            run_out.mkdir(parents=True, exist_ok=True)
-        base = {
-            "method": name,
-            "preset": str(path),
-            "circuit": Path(circuit).stem,
-            "direction": direction,
-            "brain": name,
-            "clock": clock,
-        }
-        if record and run_out is not None:
-            _drop_old_bags(run_out)
-        t0 = time.perf_counter()
+    if record and out_dir is not None and Path(out_dir).is_dir():
+        _drop_old_bags(Path(out_dir))
+    result = run_fn(
+        circuit=circuit,
+        direction=direction,
+        brain_config=str(brain_config),
+        clock=clock,
+        record=record,
+        out_dir=out_dir,
+        timeout=timeout,
+        scale=scale,
+        latency=latency,
+        domain_id=domain_id,
+        conditions=conditions,
+        seed=seed,
+    )
+    metrics = dict(result.get("metrics") or {})
+    row = {
+        **metrics,
+        "metrics_path": str(result.get("metrics_path")) if result.get("metrics_path") else None,
+        "bag_path": str(result.get("bag_path")) if result.get("bag_path") else None,
+    }
+    if _missing_brain_stats(metrics):
+        row["warning"] = NO_BRAIN_STATS
+    if not metrics:
+        row["error"] = "run produced no metrics"
+        row["completed_pct"] = 0.0
+    if record and row["bag_path"]:
         try:
-            result = run_fn(
-                circuit=circuit,
-                direction=direction,
-                brain_config=str(path),
-                clock=clock,
-                record=record,
-                out_dir=run_out,
-                timeout=timeout,
-            )
-        except Exception as error:  # one broken run must not lose the others
-            log(f"benchmark: {name} on {circuit} {direction} failed: {type(error).__name__}: {error}")
-            failure = f"{type(error).__name__}: {error}"
-            rows.append({**base, "completed_pct": 0.0, "error": failure, "run_wall_s": time.perf_counter() - t0})
-            continue
-        metrics = dict(result.get("metrics") or {})
-        row = {
-            **base,
-            **metrics,
-            "method": name,
-            "preset": str(path),
-            "clock": clock,
-            "run_wall_s": time.perf_counter() - t0,
-            "metrics_path": str(result.get("metrics_path")) if result.get("metrics_path") else None,
-            "bag_path": str(result.get("bag_path")) if result.get("bag_path") else None,
-        }
-        if _missing_brain_stats(metrics):
-            log(f"benchmark: {name} on {circuit} {direction}: {NO_BRAIN_STATS}")
-            row["warning"] = NO_BRAIN_STATS
-        if not metrics:
-            row["error"] = "run produced no metrics"
-            row["completed_pct"] = 0.0
-        if record and row["bag_path"]:
-            try:
-                bag_metrics, _, _ = metrics_from_bag(row["bag_path"])
-                row["bag_agreement"] = _agreement(metrics, bag_metrics)
-            except Exception as error:
-                row["bag_agreement"] = {"error": f"{type(error).__name__}: {error}"}
-        rows.append(row)
-        done = row.get("completed_pct")
-        bar.write(
-            f"{name:>16s} {Path(circuit).stem:>15s} {direction}: "
-            f"{'-' if done is None else f'{done:.1f}'} % completed"
-            + (f" ({row['error']})" if row.get("error") else "")
-            + (f" (warning: {row['warning']})" if row.get("warning") else ""),
-            file=sys.stderr,
-        )
-    bar.close()
-    return rows
+            bag_metrics, _, _ = metrics_from_bag(row["bag_path"])
+            row["bag_agreement"] = _agreement(metrics, bag_metrics)
+        except Exception as error:
+            row["bag_agreement"] = {"error": f"{type(error).__name__}: {error}"}
+    return row
 
 
 def write_outputs(rows: list[dict], out_dir: Path, name: str = "benchmark") -> list[Path]:

@@ -10,6 +10,8 @@ private ROS_DOMAIN_ID), and gives:
 - ``camera_to_command_ms``: sim_node's mean time from publishing a frame to the brain's answer
   (``inference_ms``: the brain's mean inference time, part of it);
 - ``lost_frames``: frames whose command never came within sim_node's lock-step wait;
+- ``frames_resent``: frames sim_node published again because the brain had not answered after
+  ``RESEND_AFTER_S`` (the best-effort camera topic lost the first copy; the start goes on);
 - ``stall``: the start did not run cleanly: no metrics, the graph never matched, metrics_node never
   heard brain_node (no brain stats), or a frame was lost.
 
@@ -38,6 +40,8 @@ __all__ = ["GRAPH_MATCHED", "format_table", "run_graph_benchmark", "summarize_st
 
 #: sim_node's log line when it sees all its peers (ros/sim_node.py SimNode.wait_for_graph).
 GRAPH_MATCHED = re.compile(r"start-up: graph matched ([0-9.]+) s after the node was created")
+#: sim_node's end-of-episode count of lock-step frames published again for want of an answer.
+FRAMES_RESENT = re.compile(r"(\d+) frame\(s\) re-sent")
 #: The lap every start drives: short, so a start costs little more than the graph's start-up.
 CIRCUIT = "simple_circuit"
 
@@ -51,6 +55,15 @@ def _log_lines(log: Path) -> list[tuple[float, str]]:
     if not log.is_file():
         return []
     return [(float(t), message) for t, message in LOG_LINE.findall(log.read_text(errors="replace"))]
+
+
+def frames_resent(logs: Path) -> int | None:
+    """Frames sim_node published again (lost on the best-effort camera topic), from its log."""
+    for _, message in _log_lines(logs / "sim_node.log"):
+        found = FRAMES_RESENT.search(message)
+        if found:
+            return int(found.group(1))
+    return None
 
 
 def graph_timings(logs: Path) -> tuple[float | None, float | None]:
@@ -81,6 +94,7 @@ def one_start(
         "camera_to_command_ms": None,
         "inference_ms": None,
         "lost_frames": None,
+        "frames_resent": None,
         "error": None,
     }
     try:
@@ -107,6 +121,7 @@ def one_start(
             row["error"] = "metrics_node received no brain stats (no frame answered, or brain_node never matched)"
         row["wall_s"] = result["wall_s"]
     row["discovery_s"], row["sim_wait_s"] = graph_timings(out_dir / "logs")
+    row["frames_resent"] = frames_resent(out_dir / "logs")
     if row["error"] is None and row["discovery_s"] is None:
         row["error"] = "sim_node never logged that the graph matched"
     row["stall"] = row["error"] is not None or bool(row["lost_frames"])
@@ -190,6 +205,7 @@ def summarize_starts(rows: list[dict]) -> list[dict]:
         latency = [r["camera_to_command_ms"] for r in runs if r["camera_to_command_ms"] is not None]
         # over the starts that produced metrics (one that timed out lost an unknown number)
         lost = [r["lost_frames"] for r in runs if r["lost_frames"] is not None]
+        resent = [r["frames_resent"] for r in runs if r.get("frames_resent") is not None]
         out.append(
             {
                 "transports": transport,
@@ -197,6 +213,7 @@ def summarize_starts(rows: list[dict]) -> list[dict]:
                 "starts": len(runs),
                 "stalls": sum(r["stall"] for r in runs),
                 "lost_frames": sum(lost) if lost else None,
+                "frames_resent": sum(resent) if resent else None,
                 "discovery_p50_s": _percentile(discovery, 50),
                 "discovery_p99_s": _percentile(discovery, 99),
                 "discovery_max_s": max(discovery) if discovery else None,
@@ -217,6 +234,7 @@ COLUMNS = (
     ("starts", "Starts", "{}"),
     ("stalls", "Stalls", "{}"),
     ("lost_frames", "Lost frames", "{}"),
+    ("frames_resent", "Frames re-sent", "{}"),
     ("discovery_p50_s", "Discovery p50 (s)", "{:.2f}"),
     ("discovery_p99_s", "Discovery p99 (s)", "{:.2f}"),
     ("discovery_max_s", "Discovery max (s)", "{:.2f}"),

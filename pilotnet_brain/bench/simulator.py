@@ -10,20 +10,26 @@ import numpy as np
 
 from pilotnet_brain.brains.explicit import ExplicitBrain
 from pilotnet_brain.sim.circuits import load_circuit
+from pilotnet_brain.sim.conditions import Conditions
 from pilotnet_brain.sim.world import SimConfig, World, run_episode
+
+#: The car's motion while frames are timed (motion blur depends on it): a fast corner.
+BENCH_SPEED_MPS, BENCH_YAW_RATE_RPS = 10.0, 0.5
 
 
 def _percentile_ms(samples_s: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(samples_s) * 1e3, q))
 
 
-def simulator_benchmark(frames: int = 500, circuit: str = "montreal") -> str:
-    """Render time per 640x480 frame on one core, and a lock-step expert lap's speed-up over real time."""
+def simulator_benchmark(frames: int = 500, circuit: str = "montreal", conditions: Conditions | None = None) -> str:
+    """Render time per 640x480 frame on one core, and a lock-step expert lap's speed-up over real time,
+    under `conditions` (sim.conditions; default clear)."""
+    conditions = conditions or Conditions()
     threads_before = cv2.getNumThreads()
     cv2.setNumThreads(1)  # the goal is per core
     try:
         c = load_circuit(circuit)
-        world = World(c, SimConfig())
+        world = World(c, SimConfig(conditions=conditions))
         # Poses spread over the whole lap, on and slightly off the line.
         idx = np.linspace(0, len(c.centerline) - 1, frames).astype(int)
         tangents = c.tangents()
@@ -34,7 +40,7 @@ def simulator_benchmark(frames: int = 500, circuit: str = "montreal") -> str:
             x, y = c.centerline[i]
             yaw = float(np.arctan2(tangents[i, 1], tangents[i, 0])) + rng.normal(0, 0.05)
             t0 = time.perf_counter()
-            world.renderer.render(float(x), float(y), yaw, frame)
+            world.renderer.render(float(x), float(y), yaw, frame, BENCH_SPEED_MPS, BENCH_YAW_RATE_RPS)
             if k:  # first frame warms caches
                 times.append(time.perf_counter() - t0)
 
@@ -56,6 +62,8 @@ def simulator_benchmark(frames: int = 500, circuit: str = "montreal") -> str:
 
     lines = [
         f"# Simulator benchmark ({platform.processor() or platform.machine()}, OpenCV {cv2.__version__}, 1 thread)",
+        "",
+        f"Conditions: {conditions.label} (frames timed at {BENCH_SPEED_MPS:g} m/s, {BENCH_YAW_RATE_RPS:g} rad/s)",
         "",
         "| measurement | value |",
         "| --- | --- |",

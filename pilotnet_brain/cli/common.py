@@ -21,7 +21,9 @@ from pilotnet_brain.config import SIM_NODE, Parameter
 from pilotnet_brain.errors import CircuitError, ConfigError
 from pilotnet_brain.resources import config_path
 from pilotnet_brain.ros.params import load_node_parameters
-from pilotnet_brain.sim.builtin_circuits import BUILTIN_CIRCUITS
+from pilotnet_brain.sim.builtin_circuits import BUILTIN_CIRCUITS, generated_seed
+from pilotnet_brain.sim.circuits import GENERATED_SEEDS_HINT
+from pilotnet_brain.sim.conditions import CONDITION_NAMES, LEVEL_NAMES, Conditions, parse_conditions
 from pilotnet_brain.sim.settings import sim_config_from_parameters
 from pilotnet_brain.sim.world import SimConfig
 
@@ -145,18 +147,20 @@ def directions(value: str) -> list[str]:
 
 
 def check_circuit(spec: str) -> str:
-    """`spec` if it is a built-in circuit name or an existing track file, else CircuitError listing the names."""
-    if spec in BUILTIN_CIRCUITS or Path(spec).is_file():
+    """`spec` if it is a built-in circuit name, a generated circuit's `gen:SEED` or an existing track file,
+    else CircuitError listing the names (or saying what is wrong with the seed)."""
+    if spec in BUILTIN_CIRCUITS or generated_seed(spec) is not None or Path(spec).is_file():
         return spec
     if spec.lower().endswith(".csv"):
         raise CircuitError(f"circuit file {spec} not found")
     raise CircuitError(
-        f"unknown circuit {spec!r}: valid names are {', '.join(BUILTIN_CIRCUITS)} (or the path of a .csv track file)"
+        f"unknown circuit {spec!r}: valid names are {', '.join(BUILTIN_CIRCUITS)}, {GENERATED_SEEDS_HINT} "
+        "(or the path of a .csv track file)"
     )
 
 
 def circuit_name(text: str) -> str:
-    """An argparse type: one built-in circuit name or CSV path."""
+    """An argparse type: one built-in circuit name, gen:SEED or CSV path."""
     try:
         return check_circuit(text)
     except CircuitError as error:
@@ -164,8 +168,22 @@ def circuit_name(text: str) -> str:
 
 
 def circuit_list(text: str) -> list[str]:
-    """An argparse type: built-in circuit names or CSV paths, comma separated (at least one)."""
+    """An argparse type: built-in circuit names, gen:SEED or CSV paths, comma separated (at least one)."""
     return [circuit_name(name) for name in non_empty_list(text)]
+
+
+def condition_set(text: str) -> Conditions:
+    """An argparse type: simulator conditions, `name=level,...` (sim.conditions.parse_conditions) or none."""
+    try:
+        return parse_conditions(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+CONDITION_HELP = (
+    f"simulator conditions, name=level comma separated, level in [0, 1] or {', '.join(LEVEL_NAMES)} "
+    f"(e.g. lighting=0.5,noise=moderate; none = clear); names: {', '.join(CONDITION_NAMES)}"
+)
 
 
 # --- files -------------------------------------------------------------------------------------------
@@ -252,6 +270,7 @@ def add_sim_options(p: argparse.ArgumentParser) -> None:
         type=parameter_type(SIM_NODE["timeout"]),
         help="simulated seconds before a run is stopped (0: the circuit's time-out)",
     )
+    p.add_argument("--condition", type=condition_set, help=CONDITION_HELP + " (default from config: none)")
 
 
 @dataclass(frozen=True)
@@ -276,7 +295,13 @@ def sim_settings_from_args(
     options; the circuits, directions and scale from the options, else from a --config file that sets
     them, else the command's defaults. The command line wins; a circuit the file names must exist."""
     params = load_node_parameters(args.config or config_path("simulation.yaml"), SIM_NODE)
-    options = {"clock": args.clock, "camera_rate": args.camera_rate, "timeout": args.timeout}
+    options = {
+        "clock": args.clock,
+        "camera_rate": args.camera_rate,
+        "timeout": args.timeout,
+        "conditions": args.condition.label if args.condition is not None else None,
+        "seed": getattr(args, "seed", None),  # the command's --seed, where it has one
+    }
     if args.latency_ms is not None:
         options["latency"] = args.latency_ms / 1000.0
     chosen = dict(params if args.config else {})  # the default file holds sim_node's defaults, not the command's

@@ -7,14 +7,16 @@ import sys
 from pathlib import Path
 
 from pilotnet_brain.bags.score import analyze_bags
-from pilotnet_brain.bench.closed_loop import run_benchmark, summarize, summary_table, write_outputs
+from pilotnet_brain.bench.closed_loop import BENCHMARK_WORKERS, summarize, summary_table, write_outputs
 from pilotnet_brain.bench.graph import format_table, print_progress, run_graph_benchmark, summarize_starts, write_result
 from pilotnet_brain.brains import BRAIN_NAMES
 from pilotnet_brain.cli.common import (
+    CONDITION_HELP,
     DIRECTIONS,
     choice_list,
     circuit_list,
     circuit_name,
+    condition_set,
     directions,
     existing_dir,
     finite_float,
@@ -24,6 +26,7 @@ from pilotnet_brain.cli.common import (
     parameter_type,
     positive_int,
 )
+from pilotnet_brain.cli.sweep import RAY_MISSING
 from pilotnet_brain.config import BRAIN_LAUNCH_ARGUMENTS, CLOCK, SCALE, SIM_NODE
 from pilotnet_brain.evaluation.drive import write_summary
 from pilotnet_brain.evaluation.metrics import metrics_table
@@ -55,6 +58,8 @@ def cmd_launch(args) -> int:
             timeout=args.timeout,
             scale=args.scale,
             use_sim_time=args.use_sim_time,
+            conditions=args.condition.label,
+            seed=args.seed,
             echo=sys.stderr,  # the nodes' output, [name]-prefixed, and how to attach a tool
         )
     except LaunchError as error:
@@ -73,6 +78,8 @@ def cmd_benchmark(args) -> int:
 
     out_dir = Path(args.out)
     try:
+        from pilotnet_brain.sweep.benchmark import run_benchmark  # noqa: PLC0415 (Ray: the 'sweep' extra)
+
         rows = run_benchmark(
             args.brains,
             args.circuits,
@@ -82,7 +89,14 @@ def cmd_benchmark(args) -> int:
             record=args.record,
             timeout=args.timeout,
             progress=not args.quiet,
+            workers=args.workers,
+            fresh=args.fresh,
         )
+    except ImportError as error:
+        if error.name != "ray":
+            raise
+        print(f"pilotnet-brain benchmark: error: {RAY_MISSING}", file=sys.stderr)
+        return 2
     except RuntimeError as error:
         print(f"pilotnet-brain benchmark: error: {error}", file=sys.stderr)
         return 2
@@ -165,6 +179,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--record", action="store_true", help="also record a rosbag2 bag (bag_recorder node)")
     p.add_argument(
+        "--condition",
+        type=condition_set,
+        default=condition_set(SIM_NODE["conditions"].default),
+        help=f"simulation: {CONDITION_HELP} (launch argument conditions; default none)",
+    )
+    p.add_argument(
+        "--seed",
+        type=parameter_type(SIM_NODE["seed"]),
+        default=SIM_NODE["seed"].default,
+        help="simulation: seeds the simulator's conditions: noise, shadows, latency spikes (default %(default)s)",
+    )
+    p.add_argument(
         "--out", type=output_dir, default="runs/ros", help="directory for the metrics JSON, summary.csv, logs, bag"
     )
     p.add_argument(
@@ -203,6 +229,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--out", type=output_dir, default="runs/benchmark", help="directory for tables, JSON, chart and runs"
     )
     p.add_argument("--record", action="store_true", help="record each run as a rosbag2 bag (MCAP)")
+    p.add_argument(
+        "--workers",
+        type=positive_int,
+        default=BENCHMARK_WORKERS,
+        help="runs at once, each on a core of its own (default 1: timings comparable between runs)",
+    )
+    p.add_argument("--fresh", action="store_true", help="run again the runs already finished in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_benchmark)
 

@@ -24,7 +24,7 @@ from pilotnet_brain.cli.common import (
     positive_int,
 )
 from pilotnet_brain.data.calibration import DEFAULT_CALIBRATION_SIZE, OptimizeData
-from pilotnet_brain.data.frames import load_frames
+from pilotnet_brain.data.frames import check_trainable, load_frames
 from pilotnet_brain.evaluation.offline import evaluate
 from pilotnet_brain.evaluation.offline import format_table as format_offline_eval_table
 from pilotnet_brain.export.build import format_results, optimize, parse_methods
@@ -46,6 +46,8 @@ def cmd_train(args) -> int:
         threads=args.threads,
         samples_per_epoch=args.samples_per_epoch,
         w_loss_weight=args.w_loss_weight,
+        init_weights=args.init,
+        device=args.device,
     )
     out = Path(args.out)
     summary = train_from_directory([Path(d) for d in args.data], out, config)
@@ -71,6 +73,7 @@ def cmd_evaluate(args) -> int:
 def cmd_optimize(args) -> int:
 
     methods = parse_methods(",".join(args.methods) if args.methods else None)
+    check_trainable(args.data)  # calibration and QAT learn from it: never from held-out test data
     data = OptimizeData.from_frames(
         load_frames(Path(args.data)), args.calibration_size or DEFAULT_CALIBRATION_SIZE, seed=args.seed
     )
@@ -145,6 +148,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-augment", action="store_true")
     p.add_argument(
         "--w-loss-weight", type=finite_float(min=0.0), default=1.0, help="weight of the steering error in the loss"
+    )
+    p.add_argument(
+        "--init", type=existing_file, help="fine-tune: start from these weights (.safetensors) instead of random ones"
+    )
+    p.add_argument(
+        "--device",
+        default="auto",
+        choices=("auto", "cpu", "cuda"),
+        help="auto (default): a CUDA GPU when torch sees one, else the CPU; recorded in the weights' metadata",
     )
     p.set_defaults(func=cmd_train)
 

@@ -1,14 +1,14 @@
-"""`pilotnet-brain`: one subcommand per job, in command groups (cli/simulation.py, learning.py, graph.py)."""
+"""`pilotnet-brain`: one subcommand per job, in command groups (cli/simulation.py, learning.py, graph.py, sweep.py)."""
 
 from __future__ import annotations
 
 import sys
 
-from pilotnet_brain.cli import graph, learning, simulation
+from pilotnet_brain.cli import graph, learning, simulation, sweep
 from pilotnet_brain.cli.common import OneLineParser
 from pilotnet_brain.errors import BackendUnavailable, CircuitError, ConfigError, ImageError, RecordingError
 
-COMMAND_GROUPS = (simulation, learning, graph)
+COMMAND_GROUPS = (simulation, learning, graph, sweep)
 
 #: Errors a command expects (bad input, a missing runtime, an output that cannot be written): one line,
 #: exit code 2. Anything else is a bug and keeps its traceback.

@@ -14,11 +14,13 @@ from pilotnet_brain.bench.simulator import simulator_benchmark
 from pilotnet_brain.brains import BRAIN_NAMES, make_brain
 from pilotnet_brain.brains.pilotnet import PilotNetBrain
 from pilotnet_brain.cli.common import (
+    CONDITION_HELP,
     DIRECTIONS,
     add_sim_options,
     choice_list,
     circuit_list,
     circuit_name,
+    condition_set,
     directions,
     existing_file,
     finite_float,
@@ -28,7 +30,7 @@ from pilotnet_brain.cli.common import (
     positive_int,
     sim_settings_from_args,
 )
-from pilotnet_brain.config import BRAIN_NODE, SCALE
+from pilotnet_brain.config import BRAIN_NODE, SCALE, SIM_NODE
 from pilotnet_brain.data.recording import PerturbationSettings, record_dataset
 from pilotnet_brain.evaluation.drive import drive, write_summary
 from pilotnet_brain.evaluation.metrics import metrics_table
@@ -36,6 +38,7 @@ from pilotnet_brain.jsonio import dumps_strict
 from pilotnet_brain.runtime.catalog import BACKEND_NAMES, preset_names
 from pilotnet_brain.sim.builtin_circuits import CIRCUIT_SETS, TRAINING_CIRCUITS
 from pilotnet_brain.sim.circuits import describe_circuits, load_circuit
+from pilotnet_brain.sim.conditions import Conditions
 from pilotnet_brain.sim.world import BEHAVIOR_METRICS_TIMEOUTS_S
 
 
@@ -128,6 +131,11 @@ def cmd_record(args) -> int:
         args, args.circuits, args.direction, None, default_circuits=TRAINING_CIRCUITS, default_directions=DIRECTIONS
     )
     perturbation = PerturbationSettings(rate_per_s=args.perturbation_rate)
+    if args.randomize_conditions and settings.config.conditions:
+        raise ValueError(
+            f"--randomize-conditions draws each lap's conditions: not with --condition or a config's conditions "
+            f"({settings.config.conditions.label})"
+        )
     if args.model and args.driver != "pilotnet":
         raise ValueError("--model goes with --driver pilotnet")
     driver = driver_description = None
@@ -152,6 +160,8 @@ def cmd_record(args) -> int:
         driver=driver,
         driver_description=driver_description,
         scale=settings.scale,
+        held_out=args.held_out,
+        randomize_conditions=args.randomize_conditions,
     )
     for s in summary["sequences"]:
         print(
@@ -166,14 +176,14 @@ def cmd_record(args) -> int:
 
 def cmd_sim_benchmark(args) -> int:
 
-    print(simulator_benchmark(frames=args.frames, circuit=args.circuit))
+    print(simulator_benchmark(frames=args.frames, circuit=args.circuit, conditions=args.condition))
     return 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this group's subcommands to the `pilotnet-brain` parser."""
-    p = sub.add_parser("circuits", help="list the built-in circuits with their lengths")
-    p.add_argument("--set", choices=tuple(CIRCUIT_SETS), default="all", help="all, training or test circuits")
+    p = sub.add_parser("circuits", help="list the built-in (or generated) circuits with their lengths")
+    p.add_argument("--set", choices=tuple(CIRCUIT_SETS), default="all", help="which circuits (default: all built-in)")
     p.add_argument("--names", action="store_true", help="print only the names, comma separated")
     p.set_defaults(func=cmd_circuits)
 
@@ -200,13 +210,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--circuit",
         type=circuit_list,
-        help="built-in circuit name(s) or CSV path(s), comma separated (default: simple_circuit)",
+        help="built-in circuit name(s), gen:SEED or CSV path(s), comma separated (default: simple_circuit)",
     )
     p.add_argument("--direction", type=directions, help="ccw, cw, ccw,cw or both (default: ccw)")
     p.add_argument("--scale", type=parameter_type(SCALE), help="scale factor for CSV circuits (default 1)")
     p.add_argument("--out", type=output_dir, help="directory for per-run JSON, trajectory plots and the summary table")
     p.add_argument("--json", action="store_true", help="print only the metrics JSON on stdout")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--seed",
+        type=parameter_type(SIM_NODE["seed"]),
+        help="seeds the simulator's conditions: noise, shadows, latency spikes (default from config: 0)",
+    )
     add_sim_options(p)
     p.set_defaults(func=cmd_drive)
 
@@ -214,7 +229,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--circuits",
         type=circuit_list,
-        help=f"comma-separated circuits (default: {','.join(TRAINING_CIRCUITS)})",
+        help=f"comma-separated circuits (default: {','.join(TRAINING_CIRCUITS)}); held-out ones only with --held-out",
+    )
+    p.add_argument(
+        "--held-out",
+        action="store_true",
+        help="test data for offline evaluation: allows the held-out circuits (test set, evaluation seeds, shared "
+        "real tracks) and marks the dataset so that train and optimize refuse it",
     )
     p.add_argument("--direction", type=directions, help="ccw, cw, ccw,cw or both (default: both)")
     p.add_argument("--out", type=output_dir, required=True, help="dataset directory")
@@ -234,6 +255,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="per-lap brightness varies by +- this fraction",
     )
     p.add_argument(
+        "--randomize-conditions",
+        type=finite_float(min=0.0, max=1.0),
+        default=0.0,
+        metavar="MAX_LEVEL",
+        help="domain randomisation: each lap draws its own conditions from the seed, each rendering condition on "
+        "with probability 1/2 at a level up to MAX_LEVEL (0 = off; not with --condition)",
+    )
+    p.add_argument(
         "--driver",
         choices=("explicit", "pilotnet"),
         default="explicit",
@@ -248,4 +277,5 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sim-benchmark", help="render time per frame and lock-step speed-up over real time")
     p.add_argument("--frames", type=positive_int, default=500, help="frames to time the renderer on")
     p.add_argument("--circuit", type=circuit_name, default="montreal", help="circuit for the lock-step lap")
+    p.add_argument("--condition", type=condition_set, default=Conditions(), help=CONDITION_HELP + " (default none)")
     p.set_defaults(func=cmd_sim_benchmark)

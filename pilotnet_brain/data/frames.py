@@ -7,6 +7,7 @@ a PNG. `to_network_input` (the second half of `preprocess`) is applied per batch
 from __future__ import annotations
 
 import hashlib
+import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +16,9 @@ import cv2
 import numpy as np
 
 from pilotnet_brain.data.recording import read_sequence
+from pilotnet_brain.errors import CircuitError
 from pilotnet_brain.model.preprocessing import PREPROCESSING_VERSION, crop_and_resize
+from pilotnet_brain.sim.builtin_circuits import held_out_reason
 
 CACHE_NAME = ".pilotnet_cache.npz"
 
@@ -43,6 +46,24 @@ def sequence_dirs(data_dir: Path) -> list[Path]:
         raise FileNotFoundError(f"no recorded sequences (*/data.csv) in {data_dir}; "
                                 "record some with `pilotnet-brain record --out DIR`")
     return dirs
+
+
+def check_trainable(data_dir: str | Path) -> None:
+    """Refuse (CircuitError, one line) a dataset that must never be trained on: recorded as test data
+    (`record --held-out`), or with a sequence on a held-out circuit (a recording made before that mark)."""
+    data_dir = Path(data_dir)
+    meta = data_dir / "dataset.json"
+    if meta.is_file():
+        try:
+            info = json.loads(meta.read_text())
+        except ValueError as error:
+            raise ValueError(f"{meta}: not valid JSON ({error})") from None
+        if isinstance(info, dict) and info.get("held_out") is True:
+            raise CircuitError(f"{data_dir}: held-out test data (recorded with --held-out), never trained on")
+    for seq_dir in sequence_dirs(data_dir):
+        reason = held_out_reason(seq_dir.name.rsplit("_", 1)[0])  # <circuit>_<direction>
+        if reason:
+            raise CircuitError(f"{data_dir}: sequence {seq_dir.name}: {reason}")
 
 
 def _load_image(path: Path) -> np.ndarray:

@@ -30,10 +30,12 @@ from tqdm import tqdm
 
 from pilotnet_brain.brains.explicit import ExplicitBrain
 from pilotnet_brain.control import Command
-from pilotnet_brain.errors import RecordingError
+from pilotnet_brain.errors import CircuitError, RecordingError
 from pilotnet_brain.jsonio import write_bytes_atomic, write_json_atomic, write_text_atomic
-from pilotnet_brain.sim.camera import Appearance
+from pilotnet_brain.sim.builtin_circuits import held_out_reason
+from pilotnet_brain.sim.camera import Renderer
 from pilotnet_brain.sim.circuits import load_circuit
+from pilotnet_brain.sim.conditions import random_conditions
 from pilotnet_brain.sim.world import SimConfig, World, run_episode
 
 CSV_COLUMNS = ("image", "v", "w", "x", "y", "yaw", "lateral_offset_m", "t", "perturbed")
@@ -91,8 +93,22 @@ def record_dataset(
     driver=None,
     driver_description: dict | None = None,
     scale: float = 1.0,
+    held_out: bool = False,
+    randomize_conditions: float = 0.0,
 ) -> dict:
     """Drive and write frames + the expert's labels; returns the dataset summary (also in dataset.json).
+
+    held_out: False (training data): a held-out circuit (a test circuit, a generated circuit with an
+    evaluation seed, a shared real track) is refused with a CircuitError before anything is written.
+    True: test data for offline evaluation, on any circuit; dataset.json says `"held_out": true` and
+    training refuses the dataset.
+
+    Conditions (sim.conditions): `config.conditions` for every lap, or with `randomize_conditions` > 0
+    (domain randomisation) a set drawn from the seed per lap, each rendering condition on with probability
+    1/2 at a level up to randomize_conditions; dataset.json lists each lap's conditions and frame count.
+    Under conditions that change the image the expert drives and labels from the clear world's frame at
+    the same pose, so its labels stay right (a camera offset, a faded line); the images have the conditions.
+    lighting_variation multiplies each lap's brightness on top.
 
     driver: None, the expert drives; else a Brain that drives while the expert labels (DAgger); a
     lap it leaves the road on ends there, its frames kept. Deterministic for a seed: lock-step clock
@@ -112,6 +128,11 @@ def record_dataset(
         config = replace(config, latency_s=1.0 / config.camera_rate_hz)
     perturbation = perturbation if perturbation is not None else PerturbationSettings()
     out_dir = Path(out_dir)
+    if not held_out:
+        for name in circuits:
+            reason = held_out_reason(name)
+            if reason:
+                raise CircuitError(f"{reason}: not recorded as training data (test data: record --held-out)")
     loaded = [load_circuit(name, direction=direction, scale=scale) for name in circuits for direction in directions]
     out_dir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -121,14 +142,23 @@ def record_dataset(
         "frame_stride": frame_stride,
         "perturbation": asdict(perturbation),
         "lighting_variation": lighting_variation,
+        "conditions": config.conditions.label,
+        "randomize_conditions": randomize_conditions,
         "camera_rate_hz": config.camera_rate_hz,
         "latency_s": config.latency_s,
         "git_revision": git_revision(),
         "sequences": [],
         "driver": driver_description or ({"brain": driver.name} if driver is not None else {"brain": "explicit"}),
         "labels": "explicit",
+        "held_out": held_out,
         "complete": False,
     }
+    if not 0.0 <= randomize_conditions <= 1.0:
+        raise ValueError(f"randomize_conditions {randomize_conditions} is outside [0, 1]")
+    if randomize_conditions > 0 and config.conditions:
+        raise ValueError("conditions and randomize_conditions exclude each other")
+    # Its own stream, so a recording without conditions draws exactly what it did before conditions existed.
+    conditions_rng = np.random.default_rng([seed, 0xC0D1])
     try:
         for circuit in loaded:
             _record_sequence(
@@ -143,6 +173,8 @@ def record_dataset(
                 config,
                 show_progress,
                 driver,
+                randomize_conditions=randomize_conditions,
+                conditions_rng=conditions_rng,
             )
         summary["complete"] = True
     except BaseException as error:
@@ -167,6 +199,8 @@ def _record_sequence(
     config: SimConfig,
     show_progress: bool,
     driver,
+    randomize_conditions: float = 0.0,
+    conditions_rng: np.random.Generator | None = None,
 ) -> None:
     """Record one circuit and direction into out_dir/<circuit>_<direction>; its data.csv and its entry in
     summary["sequences"] are written even when a lap fails (then with the frames recorded so far)."""
@@ -175,13 +209,25 @@ def _record_sequence(
     (seq_dir / "images").mkdir(parents=True, exist_ok=True)
     rows = []
     ends = []
+    lap_conditions, lap_frames = [], []
     frame_index = 0
     try:
         for lap in range(laps):
             brightness = 1.0 + rng.uniform(-lighting_variation, lighting_variation)
-            world = World(circuit, config, appearance=Appearance(brightness=brightness), seed=int(rng.integers(2**31)))
+            lap_seed = int(rng.integers(2**31))
+            conditions = (
+                random_conditions(conditions_rng, randomize_conditions) if randomize_conditions else config.conditions
+            )
+            lap_config = replace(config, conditions=conditions, seed=lap_seed)
+            look = conditions.appearance()
+            world = World(circuit, lap_config, appearance=replace(look, brightness=look.brightness * brightness))
+            lap_conditions.append(conditions.label)
+            lap_frames.append(0)
             perturb = _Perturber(perturbation, 1.0 / config.camera_rate_hz, rng)
+            # The expert sees the clear world where the conditions change the image (its labels stay right).
+            clear_view = _ClearView(world) if conditions.changes_rendering else None
             labeller = ExplicitBrain() if driver is not None else None
+            expert_driver = ExplicitBrain() if clear_view is None else _ClearViewBrain(ExplicitBrain(), clear_view)
             bar = tqdm(
                 total=100,
                 desc=f"{seq_name} lap {lap + 1}/{laps}",
@@ -190,13 +236,17 @@ def _record_sequence(
                 leave=False,
             )
 
-            def hook(t, frame, state, command, world=world, labeller=labeller, perturb=perturb):
+            def hook(t, frame, state, command, world=world, labeller=labeller, perturb=perturb, clear_view=clear_view):
                 nonlocal frame_index
-                expert = command if labeller is None else labeller.step(frame, t).command
+                if labeller is None:
+                    expert = command
+                else:
+                    expert = labeller.step(frame if clear_view is None else clear_view.render(state), t).command
                 applied, perturbed = perturb(t, command)
                 if frame_index % frame_stride == 0:
                     name = f"images/{len(rows):06d}.png"
                     write_png_atomic(frame, seq_dir / name)
+                    lap_frames[-1] += 1
                     rows.append(
                         (
                             name,
@@ -219,7 +269,7 @@ def _record_sequence(
 
             if labeller is not None:
                 labeller.reset()
-            log = run_episode(world, driver or ExplicitBrain(), frame_hook=hook, progress=progress)
+            log = run_episode(world, driver or expert_driver, frame_hook=hook, progress=progress)
             bar.close()
             ends.append(log.record.end_reason)
             if log.brain_error:
@@ -251,8 +301,37 @@ def _record_sequence(
                 "frames": len(rows),
                 "images_mb": round(size_mb, 1),
                 "lap_end_reasons": ends,
+                "lap_conditions": lap_conditions,
+                "lap_frames": lap_frames,
             }
         )
+
+
+class _ClearView:
+    """The world as it is without conditions, seen from the car's true camera pose: what the expert sees."""
+
+    def __init__(self, world: World):
+        self.world = world
+        self.renderer = Renderer(world.track)
+        camera = self.renderer.camera
+        self._frame = np.empty((camera.height, camera.width, 3), np.uint8)
+
+    def render(self, state) -> np.ndarray:
+        return self.renderer.render(state.x, state.y, state.yaw, self._frame)
+
+
+class _ClearViewBrain:
+    """A brain driving on the clear view at the world's current state instead of the frame it is handed."""
+
+    def __init__(self, brain, clear_view: _ClearView):
+        self.brain, self.clear_view = brain, clear_view
+        self.name = brain.name
+
+    def reset(self) -> None:
+        self.brain.reset()
+
+    def step(self, image_rgb, stamp_s):
+        return self.brain.step(self.clear_view.render(self.clear_view.world.state), stamp_s)
 
 
 def _kept(out_dir: Path, rows: list, summary: dict) -> str:

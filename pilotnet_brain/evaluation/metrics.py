@@ -483,7 +483,8 @@ def compute_metrics(record: RunRecord, radius_m: float = DEFAULT_CHECKPOINT_RADI
     Extras: ``end_reason``; ``average_speed_bm_mps`` (BehaviorMetrics'
     whole-second clock, None when under a second); ``distance_pct_of_lap``
     (driven distance / reference lap length * 100; exceeds 100 on a weaving or multi-lap run);
-    ``checkpoints_reached``, ``checkpoints_total``.
+    ``checkpoints_reached``, ``checkpoints_total``; ``condition``: the simulator's conditions
+    (``sim.conditions`` label, "none" = clear; None when the record does not say).
 
     Any undefined or non-finite value is None.
     """
@@ -538,6 +539,7 @@ def compute_metrics(record: RunRecord, radius_m: float = DEFAULT_CHECKPOINT_RADI
         "distance_pct_of_lap": 100.0 * distance / lap_length if lap_length > 0 else None,
         "checkpoints_reached": int(reached),
         "checkpoints_total": int(len(ref)),
+        "condition": record.condition,
     }
     return {k: (_finite_or_none(v) if isinstance(v, (float, np.floating)) else v) for k, v in metrics.items()}
 

@@ -32,7 +32,7 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Float64MultiArray
 
 from pilotnet_brain import interfaces as topics
-from pilotnet_brain.brains import make_brain
+from pilotnet_brain.brains.from_parameters import build_brain
 from pilotnet_brain.config import BRAIN_NODE
 from pilotnet_brain.control import STOP, clamp_command
 from pilotnet_brain.model.preprocessing import preprocess
@@ -56,31 +56,6 @@ WATCHDOG_DELIVERY_BUDGET_S = 0.05
 def watchdog_period_s(timeout_s: float) -> float:
     """Delay of the watchdog's stop after the last good image: just under `timeout_s`."""
     return timeout_s - min(WATCHDOG_DELIVERY_BUDGET_S, timeout_s / 10)
-
-
-def build_brain(params: dict, logger=None):
-    """The Brain for the parameters (may raise BackendUnavailable, ModelFileError, ValueError)."""
-
-    name = params["brain"]
-    if name == "pilotnet":
-        options = {
-            "backend": params["backend"],
-            "model_path": params["model_path"] or None,
-            "max_v": float(params["max_v"]),
-            "max_w": float(params["max_w"]),
-        }
-        if params["backend"].startswith("torch"):
-            options["device"] = params["device"]
-            if int(params.get("threads", 0)) > 0:
-                options["threads"] = int(params["threads"])
-        elif params["device"] != "cpu":
-            raise ValueError(f"device {params['device']!r} applies to torch backends, not {params['backend']!r}")
-        return make_brain("pilotnet", **options)
-    if params["device"] not in ("cpu", "cuda"):
-        raise ValueError(f"unknown device {params['device']!r}; choose cpu or cuda")
-    if params["device"] == "cuda" and logger is not None:
-        logger.warning(f"device 'cuda' ignored: the {name} brain runs on the CPU")
-    return make_brain(name)
 
 
 class BrainNode(Node):

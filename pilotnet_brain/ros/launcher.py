@@ -54,6 +54,7 @@ from pilotnet_brain.ros.environment import connection_lines, environment_with_tr
 from pilotnet_brain.ros.params import brain_label, load_brain_parameters, load_node_parameters
 from pilotnet_brain.ros.processes import ProcessGroup, SigtermAsInterrupt, announce, tail_log
 from pilotnet_brain.sim.circuits import load_circuit
+from pilotnet_brain.sim.conditions import parse_conditions
 from pilotnet_brain.sim.world import default_timeout_s
 
 PACKAGE = "pilotnet_brain"
@@ -204,11 +205,18 @@ def simulation_graph(
     domain_id: int | None = None,
     transports: str = "profile",
     use_sim_time: bool = _LAUNCH_DEFAULTS["use_sim_time"],
+    latency: float | None = None,
+    conditions: str = _LAUNCH_DEFAULTS["conditions"],
+    seed: int = _LAUNCH_DEFAULTS["seed"],
 ) -> Graph:
     """The processes of launch/simulation.launch.py, with their arguments (nothing is started).
 
     Every parameter file and value is checked against the nodes' schemas first (ConfigError).
     use_sim_time: every node's clock follows sim_node's /clock (the launch argument of the same name).
+    latency: lockstep command latency (s) of sim_node (None: config/simulation.yaml's; a fixed one makes
+    the run reproducible).
+    conditions, seed: sim_node's (sim/conditions.py label, e.g. "lighting=0.5,noise=0.5"), as the launch
+    arguments of the same names; metrics_node records the conditions as the run's condition.
     """
 
     out_dir = Path(out_dir).resolve()
@@ -224,12 +232,20 @@ def simulation_graph(
         "wait_for_metrics": True,
         "odom_subscribers": 2 if record else 1,
         "camera_reliable": bool(record),  # the recorder gets every frame
+        "conditions": conditions,
+        "seed": seed,
     }
     if clock:
         sim_params["clock"] = clock
     if timeout:
         sim_params["timeout"] = timeout
+    if latency is not None:
+        sim_params["latency"] = latency
     sim_params = SIM_NODE.validate(sim_params, "launch simulation: sim_node")
+    try:  # refused before anything starts; the canonical label goes to sim_node and metrics_node alike
+        sim_params["conditions"] = parse_conditions(sim_params["conditions"]).label
+    except ValueError as error:
+        raise ConfigError(f"launch simulation: conditions={conditions!r}: {error}") from None
     clock_param = {"use_sim_time": bool(use_sim_time)}  # ROS's own parameter, given to every node
     c = load_circuit(circuit, direction=direction, scale=sim_params["scale"])  # unknown circuit: error before start
     logs = out_dir / "logs"
@@ -246,6 +262,7 @@ def simulation_graph(
                         "circuit": str(circuit),
                         "direction": direction,
                         "scale": scale,
+                        "conditions": sim_params["conditions"],
                         "brain_config": str(brain_yaml),
                         "output_dir": str(out_dir),
                     },
@@ -376,6 +393,9 @@ def run_simulation(
     transports: str = "profile",
     use_sim_time: bool = _LAUNCH_DEFAULTS["use_sim_time"],
     echo=None,
+    latency: float | None = None,
+    conditions: str = _LAUNCH_DEFAULTS["conditions"],
+    seed: int = _LAUNCH_DEFAULTS["seed"],
 ) -> dict:
     """One closed-loop run of the ROS graph: sim_node + brain_node + metrics_node (+ bag_recorder).
 
@@ -383,6 +403,10 @@ def run_simulation(
     wall_timeout: wall seconds before the launcher gives up (default: generous, from the sim time-out).
     transports: the DDS set-up, one of TRANSPORTS ("profile": config/fastdds.xml).
     use_sim_time: every node's clock follows sim_node's /clock.
+    domain_id: the graph's ROS_DOMAIN_ID (None: the caller's, else a random private one); runs at the
+    same time on one host need distinct ones.
+    latency: lockstep command latency (s) (None: config/simulation.yaml's; fixed: reproducible runs).
+    conditions, seed: the simulator's conditions (sim/conditions.py label) and seed.
     echo: a stream (the terminal) for the domain, how to attach a tool, and every node's output
     (`pilotnet-brain launch simulation`); None: the logs only (benchmarks).
     Returns {"metrics": dict, "metrics_path": Path, "bag_path": Path | None, "out_dir", "logs",
@@ -401,6 +425,9 @@ def run_simulation(
         domain_id=domain_id,
         transports=transports,
         use_sim_time=use_sim_time,
+        latency=latency,
+        conditions=conditions,
+        seed=seed,
     )
     announce(connection_lines(graph.env, topics.CMD_VEL_TOPIC), echo)
     if wall_timeout is None:

@@ -4,7 +4,8 @@ Subscribes /F1ROS/odom, /F1ROS/cmd_vel, /brain_node/stats, /sim_node/stats and /
 When the status says the run ended (lap_completed | off_track | timeout) it waits until the odometry up
 to the simulator's final time has arrived (at most `settle_timeout` s), builds a `metrics.RunRecord`,
 writes `<output_dir>/<circuit>_<direction>_<brain>.json` (the keys of `metrics.compute_metrics`, plus
-`camera_to_command_latency_ms`, `lockstep_timeouts`, `commands_received` as extras), appends a row to
+`camera_to_command_latency_ms`, `lockstep_timeouts`, `commands_received` as extras; `condition` is its
+`conditions` parameter, sim_node's as the launch file and the launcher pass it, null when ''), appends a row to
 `<output_dir>/summary.csv`, optionally draws the trajectory, and exits (exit code 0), which ends the
 graph (the launch file shuts down on its exit; so does the launcher).
 
@@ -27,6 +28,7 @@ from std_msgs.msg import Float64MultiArray, String
 from pilotnet_brain import interfaces as topics
 from pilotnet_brain.bags.score import run_record_from_arrays
 from pilotnet_brain.config import METRICS_NODE
+from pilotnet_brain.errors import ConfigError
 from pilotnet_brain.evaluation.drive import run_slug
 from pilotnet_brain.evaluation.metrics import compute_metrics, metrics_table, write_metrics_json
 from pilotnet_brain.evaluation.plots import plot_trajectory
@@ -36,6 +38,7 @@ from pilotnet_brain.ros.node_runtime import run_node, wall_timer
 from pilotnet_brain.ros.params import brain_label, load_brain_parameters
 from pilotnet_brain.ros.qos import LATCHED, RELIABLE
 from pilotnet_brain.sim.circuits import load_circuit
+from pilotnet_brain.sim.conditions import parse_conditions
 from pilotnet_brain.sim.record import RunRecord
 
 NODE_NAME = METRICS_NODE.node  # parameters: config.METRICS_NODE
@@ -115,6 +118,12 @@ class MetricsNode(Node):
         if not self.brain and p["brain_config"]:
             self.brain = brain_label(load_brain_parameters(p["brain_config"]))
         self.brain = self.brain or "unknown"
+        self.condition = None  # the simulator's conditions, as sim_node was given them; '' = not known
+        if p["conditions"]:
+            try:
+                self.condition = parse_conditions(p["conditions"]).label
+            except ValueError as error:
+                raise ConfigError(f"{NODE_NAME}: conditions={p['conditions']!r}: {error}") from None
 
         load_circuit(p["circuit"], direction=p["direction"], scale=float(p["scale"]))  # fail early
         self._run_slug = run_slug
@@ -190,6 +199,7 @@ class MetricsNode(Node):
             reference_spacing_m=float(p["reference_spacing"]),
         )
         m = compute_metrics(record)
+        m["condition"] = self.condition
         m["camera_to_command_latency_ms"] = s.get("latency_mean_ms")
         m["lockstep_timeouts"] = int(s.get("lockstep_timeouts", 0))
         m["commands_received"] = int(self.commands)

@@ -9,7 +9,8 @@ PyPI packages lack it, and the node says so once at start-up), /clock, ~/stats (
 subscriber still sees the end); subscribes /F1ROS/cmd_vel and /brain_node/stats.
 
 Parameters: `config.SIM_NODE` (table in README.md): those of config/simulation.yaml (circuit, direction,
-scale, clock, camera_rate, physics_dt, off_track_margin, timeout, latency) plus the node's own:
+scale, clock, camera_rate, physics_dt, off_track_margin, timeout, latency, conditions, seed - see
+sim/conditions.py) plus the node's own:
 topic names, frame_id, command_timeout (lockstep: longest wall wait for a frame's command, then the last
 command is kept), wait_for_brain / wait_for_metrics / startup_timeout (start only once the brain is
 subscribed to the camera and publishes commands, and `odom_subscribers` nodes - metrics_node, bag_recorder -
@@ -24,8 +25,9 @@ reached over DDS through `DdsBrainLink`:
   to THAT frame - its ~/stats message carries the frame stamp, and the command is the cmd_vel received
   with it - then apply the command `latency` simulated seconds after the frame (the measured
   camera->command wall latency when latency < 0), and advance to the next frame. Deterministic up to
-  that latency (bit-exact with a fixed latency). No answer in time: counted in lockstep_timeouts, and
-  the last command stays in force.
+  that latency (bit-exact with a fixed latency). The camera is best effort: a frame unanswered after
+  RESEND_AFTER_S is published again (same frame, same stamp). No answer within command_timeout: counted
+  in lockstep_timeouts, and the last command stays in force.
 """
 
 from __future__ import annotations
@@ -64,6 +66,8 @@ except ImportError:  # part of a ROS 2 install, not on PyPI: then no /tf
     TFMessage = None
 
 NODE_NAME = SIM_NODE.node
+#: Lock-step: a frame unanswered this long (wall seconds) is published again, until command_timeout.
+RESEND_AFTER_S = 0.25
 
 
 def sim_node_defaults() -> dict:
@@ -130,9 +134,20 @@ class DdsBrainLink:
                 return False
             return not use_stats or (node._answered_stamp is not None and abs(node._answered_stamp - t) < 1e-6)
 
-        with node._cond:
-            ok = node._cond.wait_for(answered, timeout=wait_s)
-            cmd, got_at = node._cmd, node._cmd_wall
+        deadline = sent + wait_s
+        while True:
+            with node._cond:
+                ok = node._cond.wait_for(
+                    answered, timeout=min(RESEND_AFTER_S, max(0.0, deadline - time.perf_counter()))
+                )
+                cmd, got_at = node._cmd, node._cmd_wall
+            if ok or time.perf_counter() >= deadline:
+                break
+            # The brain's camera subscription is best effort: a frame can be lost (seen: the first one,
+            # while the endpoints finish matching). The same frame again; the latency counts from it.
+            sent = time.perf_counter()
+            node._publish_frame(frame, t)
+            node.frames_resent += 1
         if node._stop.is_set():
             return None
         if not ok:
@@ -198,6 +213,7 @@ class SimNode(Node):
         self._published = {}  # frame stamp -> wall time published (realtime latency)
         self.latencies = []  # camera -> command, wall s
         self.lockstep_timeouts = 0
+        self.frames_resent = 0  # lock-step: frames published again because no answer came (see DdsBrainLink)
         self.frame_count = 0
         self.odom_count = 0  # odometry (and /clock) messages published
         self.stats_count = 0  # ~/stats messages published
@@ -216,7 +232,8 @@ class SimNode(Node):
         self._publish_status(topics.WAITING)
         self.get_logger().info(
             f"{self.circuit.name} {self.circuit.direction} ({self.circuit.length_m:.0f} m), clock "
-            f"{self.config.clock}, camera {self.config.camera_rate_hz:g} Hz, time-out {self.timeout_s:g} s"
+            f"{self.config.clock}, camera {self.config.camera_rate_hz:g} Hz, time-out {self.timeout_s:g} s, "
+            f"conditions {self.config.conditions.label} (seed {self.config.seed})"
         )
         if self.tf_pub is None:
             self.get_logger().info(
@@ -357,7 +374,8 @@ class SimNode(Node):
                 f"episode ended: {reason} at t={self.world.sim_time_s:.2f} s, progress "
                 f"{self.world.progress_m:.0f}/{self.circuit.length_m:.0f} m, {self.frame_count} frames, "
                 f"camera->command latency mean {lat.mean() if len(lat) else float('nan'):.2f} ms, "
-                f"{self.lockstep_timeouts} command time-outs; published {self.frame_count} frames, "
+                f"{self.lockstep_timeouts} command time-outs, {self.frames_resent} frame(s) re-sent; "
+                f"published {self.frame_count} frames, "
                 f"{self.odom_count} odometry, {self.odom_count} clock and {self.stats_count} stats messages"
             )
             if self.params["exit_on_end"]:

@@ -4,19 +4,34 @@ Each is a circuit map in the language of :mod:`track_spec` (our own design, no r
 driven counter-clockwise; "cw" reverses it on load. This module also says which circuits PilotNet
 is trained on and which are held out for testing: every command, benchmark and the Makefile take
 those sets from here (``pilotnet-brain circuits --set test --names``).
+
+Generated circuits (:mod:`generated`) are named ``gen:SEED``; their seeds are split here once and for
+all: TRAINING_SEEDS may be trained on, EVALUATION_SEEDS never (``record`` and ``train`` refuse them,
+like the held-out TEST_CIRCUITS and the shared real tracks).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from pilotnet_brain.errors import CircuitError
 from pilotnet_brain.sim.track_spec import CircuitSpec, left, right, straight
 
 __all__ = [
     "BUILTIN_CIRCUITS",
     "BUILTIN_HALF_WIDTH_M",
     "CIRCUIT_SETS",
+    "EVALUATION_SEEDS",
+    "GENERATED_EVALUATION",
+    "GENERATED_PREFIX",
+    "GENERATED_TRAINING",
+    "SHARED_EVAL_TRACKS",
     "TEST_CIRCUITS",
     "TRAINING_CIRCUITS",
+    "TRAINING_SEEDS",
     "builtin_spec",
+    "generated_seed",
+    "held_out_reason",
 ]
 
 # Road width of every built-in circuit (the BehaviorMetrics worlds' asphalt band).
@@ -168,10 +183,80 @@ BUILTIN_CIRCUITS = tuple(_SPECS)
 TRAINING_CIRCUITS = ("many_curves", "nurburgring")
 #: Held out: offline evaluation, the closed-loop benchmark and `make run` drive these.
 TEST_CIRCUITS = ("simple_circuit", "montreal", "montmelo")
+
+#: Generated circuits are named GENERATED_PREFIX + seed ("gen:12").
+GENERATED_PREFIX = "gen:"
+#: The split of the generator's seeds: training data may come from TRAINING_SEEDS only; EVALUATION_SEEDS
+#: are held out like TEST_CIRCUITS. Disjoint, and together every seed `gen:SEED` accepts.
+TRAINING_SEEDS = range(0, 900_000)
+EVALUATION_SEEDS = range(900_000, 1_000_000)
+#: Fixed samples of each range, for `--set generated-training` / `--set generated-evaluation`.
+GENERATED_TRAINING = tuple(f"{GENERATED_PREFIX}{seed}" for seed in TRAINING_SEEDS[:40])
+GENERATED_EVALUATION = tuple(f"{GENERATED_PREFIX}{seed}" for seed in EVALUATION_SEEDS[:20])
+
+#: The shared real race tracks beside the repository checkout: for evaluation only, never trained on.
+SHARED_EVAL_TRACKS = Path(__file__).resolve().parents[2].parent / "shared" / "eval" / "tracks"
+
 #: Named sets for `pilotnet-brain circuits --set NAME`.
-CIRCUIT_SETS = {"all": BUILTIN_CIRCUITS, "training": TRAINING_CIRCUITS, "test": TEST_CIRCUITS}
+CIRCUIT_SETS = {
+    "all": BUILTIN_CIRCUITS,
+    "training": TRAINING_CIRCUITS,
+    "test": TEST_CIRCUITS,
+    "generated-training": GENERATED_TRAINING,
+    "generated-evaluation": GENERATED_EVALUATION,
+}
 
 
 def builtin_spec(name: str) -> CircuitSpec:
     """The circuit map of a built-in circuit (KeyError for other names)."""
     return _SPECS[name]
+
+
+def generated_seed(name: str) -> int | None:
+    """The seed of a generated circuit's name ("gen:12" -> 12); None for a name without the prefix.
+
+    CircuitError (one line) for a malformed seed: not a plain decimal integer (no sign, no leading
+    zero, so each circuit has one name) or outside both seed ranges.
+    """
+    if not name.startswith(GENERATED_PREFIX):
+        return None
+    text = name[len(GENERATED_PREFIX) :]
+    if not (text.isascii() and text.isdigit()) or (len(text) > 1 and text[0] == "0"):
+        seed = None
+    else:
+        seed = int(text)
+    if seed is None or not (TRAINING_SEEDS.start <= seed < EVALUATION_SEEDS.stop):
+        raise CircuitError(
+            f"generated circuit {name!r}: the seed must be an integer in {TRAINING_SEEDS.start}.."
+            f"{EVALUATION_SEEDS.stop - 1} ({_seed_split()})"
+        )
+    return seed
+
+
+def _seed_split() -> str:
+    return (
+        f"training seeds {TRAINING_SEEDS.start}..{TRAINING_SEEDS.stop - 1}, "
+        f"evaluation seeds {EVALUATION_SEEDS.start}..{EVALUATION_SEEDS.stop - 1}"
+    )
+
+
+def held_out_reason(name_or_path) -> str | None:
+    """Why a circuit must not be trained on (one line), or None if it may be.
+
+    Held out: the test circuits, generated circuits with an evaluation seed, and the shared real tracks
+    (their files, or a copy of one: the same bytes).
+    """
+    text = str(name_or_path)
+    if text in TEST_CIRCUITS:
+        return f"{text!r} is a held-out test circuit (test: {', '.join(TEST_CIRCUITS)}), never trained on"
+    seed = generated_seed(text)
+    if seed is not None:
+        if seed in EVALUATION_SEEDS:
+            return f"{text!r} has an evaluation seed ({_seed_split()}): held out, never trained on"
+        return None
+    path = Path(text)
+    if path.is_file() and SHARED_EVAL_TRACKS.is_dir():
+        content = path.read_bytes()
+        if any(content == track.read_bytes() for track in SHARED_EVAL_TRACKS.glob("*.csv")):
+            return f"{text} is a shared real track ({SHARED_EVAL_TRACKS}): for evaluation only, never trained on"
+    return None

@@ -1,9 +1,10 @@
 """Circuits for the driving simulator: a closed center line on a road of constant width (no ROS).
 
-A circuit is the red line of the BehaviorMetrics Gazebo worlds. Two sources are supported:
+A circuit is the red line of the BehaviorMetrics Gazebo worlds. Three sources are supported:
 
 * the built-in circuits (:mod:`builtin_circuits`), circuit maps of straights and corners
   (:mod:`track_spec`);
+* generated circuits ``gen:SEED`` (:mod:`generated`), random circuit maps, one per seed;
 * CSV files in the TUM racetrack database format (:mod:`tum_csv`).
 
 Either way the control points go through a periodic cubic spline that is resampled at even arc
@@ -25,10 +26,20 @@ from typing import Iterable
 import numpy as np
 
 from pilotnet_brain.errors import CircuitError
-from pilotnet_brain.sim.builtin_circuits import BUILTIN_CIRCUITS, BUILTIN_HALF_WIDTH_M, builtin_spec
+from pilotnet_brain.sim.builtin_circuits import (
+    BUILTIN_CIRCUITS,
+    BUILTIN_HALF_WIDTH_M,
+    EVALUATION_SEEDS,
+    GENERATED_PREFIX,
+    TRAINING_SEEDS,
+    builtin_spec,
+    generated_seed,
+)
+from pilotnet_brain.sim.generated import generated_spec
 from pilotnet_brain.sim.geometry import (
     closed_step_lengths,
     is_self_intersecting,
+    loop_curvature,
     resample_closed_loop,
     reverse_keeping_start,
     signed_area,
@@ -48,6 +59,8 @@ __all__ = [
 ]
 
 DIRECTIONS = ("ccw", "cw")
+#: How a generated circuit is named, for error messages.
+GENERATED_SEEDS_HINT = f"{GENERATED_PREFIX}SEED (SEED {TRAINING_SEEDS.start}..{EVALUATION_SEEDS.stop - 1})"
 
 #: A bend's radius must exceed the road's half width, or the inside edge of the road folds over itself.
 MIN_RADIUS_PER_HALF_WIDTH = 1.0
@@ -106,7 +119,7 @@ class Circuit:
         Uses the circle through each point and its two neighbours, which is
         exact for points evenly spaced on a circle.
         """
-        return _loop_curvature(self.centerline)
+        return loop_curvature(self.centerline)
 
     def min_radius_m(self) -> float:
         """Smallest radius of curvature along the loop (inf for no curvature)."""
@@ -127,21 +140,6 @@ class Circuit:
         """
         spacing_m = _check_positive_finite(spacing_m, "spacing_m")
         return resample_closed_loop(self.centerline, spacing_m)[0]
-
-
-def _loop_curvature(points: np.ndarray) -> np.ndarray:
-    """Signed curvature (1/m) of a closed polyline at each point: the circle through it and its neighbours."""
-    prev_pts = np.roll(points, 1, axis=0)
-    next_pts = np.roll(points, -1, axis=0)
-    incoming = points - prev_pts
-    outgoing = next_pts - points
-    cross = incoming[:, 0] * outgoing[:, 1] - incoming[:, 1] * outgoing[:, 0]
-    denominator = (
-        np.linalg.norm(incoming, axis=1)
-        * np.linalg.norm(outgoing, axis=1)
-        * np.linalg.norm(next_pts - prev_pts, axis=1)
-    )
-    return 2.0 * cross / denominator
 
 
 def _check_direction(direction: str) -> str:
@@ -196,7 +194,7 @@ def check_drivable(label: str, centerline: np.ndarray, half_width_m: float) -> N
     length = float(np.sum(closed_step_lengths(centerline)))
     if length < MIN_LAP_LENGTH_M:
         raise CircuitError(f"{label}: too small: the lap is {length:.3g} m long, at least {MIN_LAP_LENGTH_M:g} m")
-    curvature = np.abs(_loop_curvature(centerline))
+    curvature = np.abs(loop_curvature(centerline))
     sharpest = int(np.argmax(curvature))
     if curvature[sharpest] * half_width_m * MIN_RADIUS_PER_HALF_WIDTH >= 1.0:
         along = float(np.sum(closed_step_lengths(centerline)[:sharpest]))
@@ -252,17 +250,18 @@ def load_csv(path, direction: str = "ccw", scale: float = 1.0, spacing_m: float 
     return _make_circuit(path.stem, centerline, half_width, direction, actual_spacing, str(path))
 
 
-@lru_cache(maxsize=None)
+@lru_cache(maxsize=256)
 def _builtin_control_points(name: str) -> np.ndarray:
-    """The ccw-or-cw control points of a built-in circuit at scale 1 (cached, read-only)."""
-    points = spec_control_points(name, builtin_spec(name))
+    """The ccw-or-cw control points of a built-in or generated circuit at scale 1 (cached, read-only)."""
+    seed = generated_seed(name)
+    points = spec_control_points(name, builtin_spec(name) if seed is None else generated_spec(seed))
     points.setflags(write=False)
     return points
 
 
-@lru_cache(maxsize=None)
+@lru_cache(maxsize=256)
 def _builtin_ccw(name: str, spacing_m: float) -> tuple[np.ndarray, float]:
-    """The resampled ccw center line of a built-in circuit at scale 1 (cached)."""
+    """The resampled ccw center line of a built-in or generated circuit at scale 1 (cached)."""
     control_points = _builtin_control_points(name)
     if signed_area(control_points) < 0.0:
         control_points = reverse_keeping_start(control_points)
@@ -277,7 +276,7 @@ def circuit_names() -> list[str]:
 
 
 def load_circuit(name_or_path, direction: str = "ccw", scale: float = 1.0, spacing_m: float = 0.5) -> Circuit:
-    """Load a built-in circuit by name, or a CSV track by path.
+    """Load a built-in circuit by name, a generated one by ``gen:SEED``, or a CSV track by path.
 
     Anything ending in ``.csv`` or naming an existing file is read as a CSV
     (see :func:`load_csv`). ``scale`` multiplies coordinates and road width
@@ -287,7 +286,7 @@ def load_circuit(name_or_path, direction: str = "ccw", scale: float = 1.0, spaci
     scale = _check_positive_finite(scale, "scale")
     spacing_m = _check_positive_finite(spacing_m, "spacing_m")
     text = os.fspath(name_or_path)
-    if text in BUILTIN_CIRCUITS:
+    if text in BUILTIN_CIRCUITS or generated_seed(text) is not None:  # gen:abc: CircuitError
         label = f"circuit {text!r}" + (f" at scale {scale:g}" if scale != 1.0 else "")
         half_width = BUILTIN_HALF_WIDTH_M * scale
         _check_size_before_resampling(label, _builtin_control_points(text) * scale, half_width, spacing_m)
@@ -297,17 +296,18 @@ def load_circuit(name_or_path, direction: str = "ccw", scale: float = 1.0, spaci
         except CircuitError as error:
             raise CircuitError(f"{label}: {error}") from None
         check_drivable(label, points * scale, half_width)
-        return _make_circuit(text, points * scale, half_width, direction, spacing * scale, "builtin")
+        source = "builtin" if text in BUILTIN_CIRCUITS else "generated"
+        return _make_circuit(text, points * scale, half_width, direction, spacing * scale, source)
     if text.lower().endswith(".csv") or Path(text).is_file():
         return load_csv(text, direction=direction, scale=scale, spacing_m=spacing_m)
     raise CircuitError(
-        f"unknown circuit {text!r}: valid names are {', '.join(BUILTIN_CIRCUITS)} "
+        f"unknown circuit {text!r}: valid names are {', '.join(BUILTIN_CIRCUITS)}, {GENERATED_SEEDS_HINT} "
         "(or give the path of a .csv track file)"
     )
 
 
 def describe_circuits(names: Iterable[str] = BUILTIN_CIRCUITS) -> list[dict]:
-    """One summary row per built-in circuit named (for ``pilotnet-brain circuits``)."""
+    """One summary row per built-in or generated circuit named (for ``pilotnet-brain circuits``)."""
     rows = []
     for name in names:
         circuit = load_circuit(name)

@@ -19,10 +19,15 @@ lock-step (`config.clock == "lockstep"`), as fast as possible:
   or after that time; answers take effect in the order their frames were taken;
 - no answer (`ask` returns None: the link gave up waiting) keeps the command in force.
 
+Latency spikes (the `latency_spike` condition, `config.conditions`): a seeded fraction of the frames
+(lock-step) or answers (real-time), drawn in order from `config.seed`, take effect `extra` simulated
+seconds later than they would; answers still take effect in order, so a late one holds back those after it.
+
 real-time (`config.clock == "realtime"`), physics paced by the wall clock:
 - frames are offered with `link.post` (never blocks); the brain runs on its own (a thread, another
   process) and always takes the newest frame, so a slow brain drives on stale frames, as in Gazebo;
-- answers that arrived since the last step (`link.poll`) take effect at the next physics step, newest last;
+- answers that arrived since the last step (`link.poll`) take effect at the next physics step, newest last
+  (a spiked answer, and those after it, `extra` simulated seconds later);
 - after each step the clock sleeps until the wall clock has caught up with simulated time.
 
 Nothing here knows about ROS: a link is any object with the `BrainLink` methods.
@@ -176,7 +181,8 @@ class EpisodeClock:
     - on_step(reason): after each physics step and its end check (reason None while running).
 
     After `run`: `wall0` (perf_counter at the start of the loop), `frames`, `steps`, `replies`,
-    `missed` (lock-step frames without an answer) and `brain_error` (the first `Reply.error`, or None).
+    `missed` (lock-step frames without an answer), `latency_spikes` (answers made late by the
+    latency_spike condition) and `brain_error` (the first `Reply.error`, or None).
     """
 
     def __init__(self, config, timeout_s: float, stop: threading.Event | None = None):
@@ -188,6 +194,14 @@ class EpisodeClock:
         self.wall0 = time.perf_counter()
         self.frames = self.steps = self.replies = self.missed = 0
         self.brain_error: str | None = None
+        self._spikes = config.conditions.latency_spikes(config.seed)
+
+    @property
+    def latency_spikes(self) -> int:
+        return self._spikes.count if self._spikes is not None else 0
+
+    def _extra_latency_s(self) -> float:
+        return self._spikes.next() if self._spikes is not None else 0.0
 
     def run(
         self,
@@ -215,6 +229,7 @@ class EpisodeClock:
                 world.render(frame)
                 self.frames += 1
                 reply = link.ask(frame, t, world.state)
+                extra = self._extra_latency_s()  # drawn for every frame, so the spiked frames depend on the seed only
                 if self._stop.is_set():
                     return None
                 if reply is None:
@@ -224,7 +239,7 @@ class EpisodeClock:
                     self._note_error(t, reply)
                     on_reply(t, reply)
                     latency = reply.latency_s if cfg.latency_s is None else cfg.latency_s
-                    pending.append((t + latency, reply.command))
+                    pending.append((t + latency + extra, reply.command))
                 next_frame_t += frame_period
             while pending and pending[0][0] <= t + TIME_EPS_S:
                 applied = pending.popleft()[1]
@@ -239,6 +254,7 @@ class EpisodeClock:
         frame_period = 1.0 / cfg.camera_rate_hz
         applied = STOP
         next_frame_t = 0.0
+        late: deque[tuple[float, Command]] = deque()  # latency spikes: (apply at sim time, command), in order
         link.start()
         try:
             self.wall0 = wall0 = time.perf_counter()
@@ -252,7 +268,14 @@ class EpisodeClock:
                     self.replies += 1
                     self._note_error(t, reply)
                     on_reply(t, reply)
-                    applied = reply.command
+                    extra = self._extra_latency_s()
+                    if extra or late:
+                        late.append((t + extra, reply.command))
+                    else:
+                        applied = reply.command
+                        on_apply(t, applied)
+                while late and late[0][0] <= t + TIME_EPS_S:
+                    applied = late.popleft()[1]
                     on_apply(t, applied)
                 reason = self._step(world, applied, on_step)
                 if reason:

@@ -17,6 +17,7 @@ from pilotnet_brain.errors import CircuitError
 __all__ = [
     "closed_step_lengths",
     "is_self_intersecting",
+    "loop_curvature",
     "resample_closed_loop",
     "reverse_keeping_start",
     "signed_area",
@@ -41,6 +42,22 @@ def signed_area(points: np.ndarray) -> float:
 def reverse_keeping_start(points: np.ndarray) -> np.ndarray:
     """Drive the loop the other way round from the same start point."""
     return np.concatenate([points[:1], points[:0:-1]])
+
+
+def loop_curvature(points: np.ndarray) -> np.ndarray:
+    """Signed curvature (1/m) of a closed polyline at each point, positive turning left: the circle
+    through the point and its two neighbours (exact for points evenly spaced on a circle)."""
+    prev_pts = np.roll(points, 1, axis=0)
+    next_pts = np.roll(points, -1, axis=0)
+    incoming = points - prev_pts
+    outgoing = next_pts - points
+    cross = incoming[:, 0] * outgoing[:, 1] - incoming[:, 1] * outgoing[:, 0]
+    denominator = (
+        np.linalg.norm(incoming, axis=1)
+        * np.linalg.norm(outgoing, axis=1)
+        * np.linalg.norm(next_pts - prev_pts, axis=1)
+    )
+    return 2.0 * cross / denominator
 
 
 def resample_closed_loop(control_points: np.ndarray, spacing_m: float) -> tuple[np.ndarray, float]:

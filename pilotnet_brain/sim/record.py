@@ -24,3 +24,4 @@ class RunRecord:
     off_track_events: int
     wall_time_s: float  # wall-clock duration of the run
     end_reason: str = ""  # "lap_completed" | "off_track" | "timeout" | ...
+    condition: str | None = None  # simulator conditions (sim.conditions label, "none" = clear); None = not known

@@ -27,6 +27,7 @@ from pilotnet_brain.control import Brain, Command
 from pilotnet_brain.sim.camera import Appearance, CameraModel, Renderer
 from pilotnet_brain.sim.circuits import Circuit
 from pilotnet_brain.sim.clock import CLOCKS, EpisodeClock, FrameHook, InProcessBrain, Reply
+from pilotnet_brain.sim.conditions import Conditions
 from pilotnet_brain.sim.record import RunRecord
 from pilotnet_brain.sim.track_map import TrackMap
 from pilotnet_brain.sim.vehicle import VehicleLimits, VehicleState, step_vehicle
@@ -55,12 +56,16 @@ class SimConfig:
     reference_spacing_m: float = 1.0
     lap_overshoot_m: float = 2.0  # drive a little past the line so the last checkpoint is reached
     limits: VehicleLimits = field(default_factory=VehicleLimits)
+    conditions: Conditions = field(default_factory=Conditions)  # rendering and latency conditions (sim.conditions)
+    seed: int = SIM_NODE["seed"].default  # everything random in the simulator: noise, shadows, latency spikes
 
     def __post_init__(self):
         if self.clock not in CLOCKS:
             raise ValueError(f"unknown clock {self.clock!r}; choose one of {', '.join(CLOCKS)}")
         if not (self.camera_rate_hz > 0 and self.physics_dt_s > 0):
             raise ValueError("camera_rate_hz and physics_dt_s must be positive")
+        if not isinstance(self.conditions, Conditions):
+            raise ValueError(f"conditions must be a sim.conditions.Conditions, not {self.conditions!r}")
 
 
 @lru_cache(maxsize=8)
@@ -86,7 +91,10 @@ def default_timeout_s(circuit: Circuit) -> float:
 
 
 class World:
-    """One circuit, its camera and the car; advances by physics steps. Knows nothing of brains or clocks."""
+    """One circuit, its camera and the car; advances by physics steps. Knows nothing of brains or clocks.
+
+    The camera and the appearance come from `config.conditions` unless given; `seed` (default
+    `config.seed`) seeds the renderer's noise and shadows."""
 
     def __init__(
         self,
@@ -94,12 +102,18 @@ class World:
         config: SimConfig | None = None,
         camera: CameraModel | None = None,
         appearance: Appearance | None = None,
-        seed: int = 0,
+        seed: int | None = None,
     ):
         self.circuit = circuit
         self.config = config or SimConfig()
         self.track = track_map_for(circuit)
-        self.renderer = Renderer(self.track, camera, appearance, seed=seed)
+        conditions = self.config.conditions
+        self.renderer = Renderer(
+            self.track,
+            camera or conditions.camera(),
+            appearance or conditions.appearance(),
+            seed=self.config.seed if seed is None else seed,
+        )
         self._centerline = circuit.centerline
         self.reset()
 
@@ -133,7 +147,7 @@ class World:
 
     def render(self, out: np.ndarray | None = None) -> np.ndarray:
         s = self.state
-        return self.renderer.render(s.x, s.y, s.yaw, out)
+        return self.renderer.render(s.x, s.y, s.yaw, out, speed_mps=s.v, yaw_rate_rps=s.w)
 
     # --- dynamics ------------------------------------------------------------------------------
     def step(self, command: Command, dt: float | None = None) -> None:
@@ -211,6 +225,7 @@ class _Recorder:
             off_track_events=w.off_track_events,
             wall_time_s=wall_time_s,
             end_reason=end_reason,
+            condition=w.config.conditions.label,
         )
         return EpisodeLog(
             record,

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import time
@@ -25,12 +26,13 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from tqdm import tqdm
 
-from pilotnet_brain.data.frames import FrameSet, block_split, concat_frame_sets, load_frames
+from pilotnet_brain.data.frames import FrameSet, block_split, check_trainable, concat_frame_sets, load_frames
 from pilotnet_brain.data.recording import git_revision
+from pilotnet_brain.errors import BackendUnavailable
 from pilotnet_brain.model.labels import DEFAULT_LABEL_RANGES, LabelRanges
 from pilotnet_brain.model.network import PilotNet, count_parameters
 from pilotnet_brain.model.preprocessing import to_network_input
-from pilotnet_brain.model.weights import save_model
+from pilotnet_brain.model.weights import load_model, save_model
 
 
 @dataclass
@@ -47,6 +49,8 @@ class TrainConfig:
     threads: int = 2
     samples_per_epoch: int | None = None  # None: the training set size
     w_loss_weight: float = 1.0  # weight of the w (steering) error against v's in the loss
+    init_weights: str | None = None  # fine-tune: start from these weights (.safetensors) instead of random ones
+    device: str = "auto"  # auto: CUDA when torch sees a GPU, else the CPU
 
 
 def turn_weights(w: np.ndarray, bins: int = 15, cap: float = 8.0) -> np.ndarray:
@@ -128,11 +132,12 @@ def _batches(n: int, size: int):
 def evaluate_mse(model: PilotNet, images: np.ndarray, targets: np.ndarray, batch_size: int = 256) -> float:
     """Mean squared error over both normalised outputs."""
     model.eval()
+    device = next(model.parameters()).device
     total = 0.0
     with torch.inference_mode():
         for sl in _batches(len(images), batch_size):
-            x = torch.from_numpy(to_network_input(images[sl]))
-            y = torch.from_numpy(targets[sl])
+            x = torch.from_numpy(to_network_input(images[sl])).to(device)
+            y = torch.from_numpy(targets[sl]).to(device)
             total += float(F.mse_loss(model(x), y, reduction="sum"))
     return total / (len(images) * 2)
 
@@ -163,7 +168,16 @@ def train(
     p = weights / weights.sum()
     per_epoch = config.samples_per_epoch or len(train_idx)
 
-    model = PilotNet()
+    device = resolve_device(config.device)
+    if config.init_weights:
+        model, _, init_ranges = load_model(config.init_weights)
+        if init_ranges != label_ranges:
+            raise ValueError(
+                f"{config.init_weights}: its label ranges differ from the training labels' ({init_ranges})"
+            )
+    else:
+        model = PilotNet()
+    model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(config.epochs, 1))
     augment = Augmenter(g) if config.augment else None
@@ -195,6 +209,7 @@ def train(
                 y[flip, 1] = (-y_w_phys - label_ranges.w_min) / float(label_ranges.span[1])
             if augment is not None:
                 x = augment(x)
+            x, y = x.to(device), y.to(device)  # flips and augmentation on the CPU: their random streams stay the same
             optimizer.zero_grad(set_to_none=True)
             loss = _weighted_mse(model(x), y, config.w_loss_weight)
             loss.backward()
@@ -215,7 +230,7 @@ def train(
             best, best_epoch = val_mse, epoch
             summary = _summary(config, frames, train_idx, val_idx, history, best, best_epoch, t_start, data_description)
             save_model(
-                model,
+                copy.deepcopy(model).cpu() if device.type != "cpu" else model,
                 out_path,
                 label_ranges,
                 extra={"training": summary, "git_revision": git_revision(), "parameters": count_parameters(model)},
@@ -232,6 +247,21 @@ def train(
     return summary
 
 
+def resolve_device(name: str) -> torch.device:
+    """'auto' -> CUDA when torch sees a GPU, else the CPU; 'cuda' without one is an error naming why."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise BackendUnavailable(f"--device {name}: torch {torch.__version__} sees no CUDA GPU on this machine")
+    return torch.device(name)
+
+
+def describe_device(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return f"cpu ({torch.get_num_threads()} threads)"
+
+
 def _summary(config, frames, train_idx, val_idx, history, best, best_epoch, t_start, data_description) -> dict:
     return {
         "config": asdict(config),
@@ -243,6 +273,7 @@ def _summary(config, frames, train_idx, val_idx, history, best, best_epoch, t_st
         "best_epoch": best_epoch,
         "train_seconds": round(time.perf_counter() - t_start, 1),
         "torch": torch.__version__,
+        "device": describe_device(resolve_device(config.device)),  # where this training step ran
         "history": history,
     }
 
@@ -267,8 +298,11 @@ def plot_loss_curve(history: dict, path: Path, best_epoch: int) -> Path:
 
 
 def train_from_directory(data_dir, out_path: Path, config: TrainConfig, show_progress: bool = True) -> dict:
-    """Train on one dataset directory or a list of them (e.g. expert + DAgger recordings)."""
+    """Train on one dataset directory or a list of them (e.g. expert + DAgger recordings); held-out test
+    data is refused (CircuitError) before anything is loaded."""
     data_dirs = [Path(d) for d in (data_dir if isinstance(data_dir, (list, tuple)) else [data_dir])]
+    for d in data_dirs:
+        check_trainable(d)
     sets, descriptions = [], []
     for d in data_dirs:
         sets.append(load_frames(d))

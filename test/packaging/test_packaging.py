@@ -173,6 +173,23 @@ def test_torch_extra_uses_the_pin(setup_kwargs):
     assert not [r for r in others if _TORCH_REQ.fullmatch(r.strip())], others
 
 
+def test_ray_is_pinned_once_in_the_sweep_extra(setup_kwargs):
+    """Every node of a Ray cluster needs the same Ray: one exact pin, in the 'sweep' extra, installed here."""
+    import importlib.metadata
+
+    mentions = [
+        (name, r) for name, reqs in setup_kwargs["extras_require"].items() for r in reqs if re.match(r"ray\b", r)
+    ]
+    mentions += [("install_requires", r) for r in setup_kwargs["install_requires"] if re.match(r"ray\b", r)]
+    assert len(mentions) == 1 and mentions[0][0] == "sweep", mentions
+    name, _, version = mentions[0][1].partition("==")
+    assert name == "ray" and version, mentions
+    try:
+        assert importlib.metadata.version("ray") == version
+    except importlib.metadata.PackageNotFoundError:
+        pytest.skip("Ray is not installed (the 'sweep' extra)")
+
+
 # --------------------------------------------------------------------------- resources
 
 

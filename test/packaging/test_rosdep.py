@@ -49,6 +49,7 @@ PIP_ONLY = {
     "tensorflow": "tensorflow-cpu",
     "keras": "tensorflow-cpu",  # keras 3 is a dependency of tensorflow
     "ai_edge_litert": "ai-edge-litert",
+    "ray": "ray",  # sweeps; rosdistro has no key for it
 }
 #: Declared though never imported, and why.
 NOT_IMPORTED = {"ros2launch": "the `ros2 launch` command that runs launch/*.launch.py"}

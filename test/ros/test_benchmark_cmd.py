@@ -1,5 +1,8 @@
 """`pilotnet-brain benchmark`: preset names, the summary table and outputs (with a stand-in for the launcher), and
-end to end through the real ROS 2 graph: launcher + bag_recorder + analyze agree."""
+end to end through the real ROS 2 graph: launcher + bag_recorder + analyze agree.
+
+The benchmark is a sweep (pilotnet_brain.sweep.benchmark): its runs are Ray tasks in worker processes, so a
+stand-in for the launcher reports what it was called with through the metrics it returns."""
 
 import json
 from pathlib import Path
@@ -8,6 +11,7 @@ import pytest
 
 from pilotnet_brain.bench import closed_loop as cb
 from pilotnet_brain.cli.main import main
+from pilotnet_brain.sweep.benchmark import run_benchmark
 
 SUMMARY_HEADER = (
     "| Method | Average speed | Position deviation MAE (m) | BehaviorMetrics score | "
@@ -39,9 +43,8 @@ def test_bad_arguments_are_refused(capsys):
         main(["benchmark", "--clock", "fast"])
 
 
-def _fake_run(calls):
-    def run_simulation(circuit, direction, brain_config, clock, record, out_dir, timeout):
-        calls.append((circuit, direction, Path(brain_config).stem, clock, record, timeout))
+def _fake_run():
+    def run_simulation(circuit, direction, brain_config, clock, record, out_dir, timeout, **options):
         if circuit == "montmelo" and Path(brain_config).stem == "pilotnet_fp32":
             raise RuntimeError("node failed")
         speed = 10.0 if "explicit" in brain_config else 8.0
@@ -55,6 +58,7 @@ def _fake_run(calls):
             "position_deviation_score": 2.0,
             "brain_iteration_frequency_hz": 100.0,
             "mean_inference_time_ms": 1.5,
+            "called_with": {"clock": clock, "record": record, "timeout": timeout},
         }
         path = Path(out_dir) / "m.json"
         path.write_text(json.dumps(m))
@@ -64,8 +68,7 @@ def _fake_run(calls):
 
 
 def test_benchmark_runs_every_preset_on_every_circuit_and_writes_outputs(monkeypatch, tmp_path, capsys):
-    calls = []
-    monkeypatch.setattr(cb, "_default_run_fn", lambda: _fake_run(calls))
+    monkeypatch.setattr(cb, "_default_run_fn", _fake_run)
     rc = main(
         [
             "benchmark",
@@ -83,7 +86,6 @@ def test_benchmark_runs_every_preset_on_every_circuit_and_writes_outputs(monkeyp
         ]
     )
     assert rc == 1  # one run failed: reported, the others still ran
-    assert len(calls) == 4 and {c[3] for c in calls} == {"realtime"} and {c[5] for c in calls} == {9.0}
     out = capsys.readouterr().out
     assert SUMMARY_HEADER in out
     lines = [line for line in out.splitlines() if line.startswith("| explicit") or line.startswith("| pilotnet")]
@@ -101,6 +103,8 @@ def test_benchmark_runs_every_preset_on_every_circuit_and_writes_outputs(monkeyp
     } <= names
     data = json.loads((tmp_path / "benchmark.json").read_text())
     assert len(data["runs"]) == 4 and [s["method"] for s in data["summary"]] == ["explicit", "pilotnet_fp32"]
+    called = [r["called_with"] for r in data["runs"] if "called_with" in r]
+    assert called == [{"clock": "realtime", "record": False, "timeout": 9.0}] * 3  # the 4th raised
     assert any("node failed" in (r.get("error") or "") for r in data["runs"])
     assert (tmp_path / "benchmark.csv").read_text().splitlines()[0].startswith("Method,Average speed")
 
@@ -126,7 +130,7 @@ def test_end_to_end_launcher_bag_and_analyze_agree(tmp_path):
     from pilotnet_brain.evaluation.metrics import METRIC_KEYS
 
     def run(out_dir):
-        return cb.run_benchmark(
+        return run_benchmark(
             ["explicit"],
             ["simple_circuit"],
             ["ccw"],
@@ -151,13 +155,13 @@ def test_end_to_end_launcher_bag_and_analyze_agree(tmp_path):
     assert main(["analyze", row["bag_path"], "--out", str(tmp_path / "analysis")]) == 0
 
 
-@pytest.mark.parametrize("heard", [True, False])
-def test_a_run_without_brain_stats_is_reported_not_run_again(tmp_path, heard):
+def test_a_run_without_brain_stats_is_reported_not_run_again(tmp_path):
     # metrics_node missing brain_node entirely (no DDS discovery) leaves inference unknown: say so, once.
-    calls, logged = [], []
+    # Both cases in one sweep (one Ray start): brain stats heard on simple_circuit, not on montmelo.
+    logged = []
 
-    def run_simulation(circuit, direction, brain_config, clock, record, out_dir, timeout):
-        calls.append(circuit)
+    def run_simulation(circuit, direction, brain_config, clock, record, out_dir, timeout, **options):
+        heard = circuit == "simple_circuit"
         m = {
             "circuit": circuit,
             "direction": direction,
@@ -168,15 +172,17 @@ def test_a_run_without_brain_stats_is_reported_not_run_again(tmp_path, heard):
         }
         return {"metrics": m, "metrics_path": None, "bag_path": None}
 
-    rows = cb.run_benchmark(
+    rows = run_benchmark(
         ["explicit"],
-        ["simple_circuit"],
+        ["simple_circuit", "montmelo"],
         ["ccw"],
         out_dir=tmp_path,
         progress=False,
         run_fn=run_simulation,
         log=logged.append,
     )
-    assert len(calls) == 1 and "attempts" not in rows[0] and "error" not in rows[0]
-    assert ("warning" in rows[0]) is (not heard)
-    assert [("no brain stats" in line) for line in logged] == ([] if heard else [True])
+    assert [r["circuit"] for r in rows] == ["simple_circuit", "montmelo"]
+    assert all("attempts" not in r and "error" not in r for r in rows)
+    assert ["warning" in r for r in rows] == [False, True]
+    warned = [line for line in logged if "no brain stats" in line]
+    assert len(warned) == 1 and "montmelo" in warned[0]

@@ -66,6 +66,8 @@ def fake_run(outcomes):
             "[INFO] [100.000000000] [sim_node]: simple_circuit ccw\n"
             f"[INFO] [{100.5 + discovery:.9f}] [sim_node]: start-up: graph matched {discovery + 0.5:.3f} s after "
             "the node was created\n"
+            f"[INFO] [{102 + discovery:.9f}] [sim_node]: episode ended: timeout at t=2.00 s, 0 command time-outs, "
+            f"{len(calls)} frame(s) re-sent; published 61 frames\n"
         )
         return {"metrics": metrics, "wall_s": 1.0}
 
@@ -97,12 +99,13 @@ def test_graph_benchmark_counts_stalls_and_summarizes_per_transport(tmp_path):
     assert kept == ["large_data-explicit-0", "large_data-explicit-1", "profile-explicit-1"] and "logs" not in rows[0]
     profile, large_data = graph_benchmark.summarize_starts(rows)
     assert (profile["starts"], profile["stalls"], profile["lost_frames"]) == (2, 1, 1)
+    assert [r["frames_resent"] for r in rows] == [1, 2, None, 4] and profile["frames_resent"] == 3
     assert profile["discovery_max_s"] == pytest.approx(0.4)
     assert profile["camera_to_command_p50_ms"] == pytest.approx(2.5)
     assert [r["sim_wait_s"] for r in rows[:2]] == [pytest.approx(0.7), pytest.approx(0.9)]  # from sim_node's start
     assert (large_data["stalls"], large_data["discovery_p50_s"]) == (2, pytest.approx(0.3))
     table = graph_benchmark.format_table([profile, large_data])
-    assert table.splitlines()[2].startswith("| profile | explicit | 2 | 1 | 1 | 0.30 |")
+    assert table.splitlines()[2].startswith("| profile | explicit | 2 | 1 | 1 | 3 | 0.30 |")
 
 
 def test_graph_benchmark_stops_a_brain_that_cannot_start():

@@ -421,6 +421,23 @@ def test_simulation_launch_gives_every_node_use_sim_time_as_the_launcher_does(mo
         assert from_launcher[name]["name"] == name
 
 
+def test_simulation_launch_gives_conditions_and_seed_as_the_launcher_does(monkeypatch, tmp_path):
+    # sim_node drives under them; metrics_node records the same (canonical) label as the run's condition.
+    entities = run_launch_file("simulation.launch.py", monkeypatch)
+    values = {a.name: config.launch_default(a) for a in config.SIMULATION_LAUNCH_ARGUMENTS}
+    values |= {"conditions": "lighting=0.5,noise=0.25", "seed": "7"}
+    graph = launcher.simulation_graph(out_dir=tmp_path, conditions="noise=mild,lighting=moderate", seed=7, domain_id=50)
+    from_launcher = {p.name: launcher_command(p.argv)["params"] for p in graph.processes}
+    from_launch_file = {n.kwargs["name"]: launch_ros_command(n, values)["params"] for n in of_type(entities, "Node")}
+    expected = {
+        "sim_node": {"conditions": "lighting=0.5,noise=0.25", "seed": 7},
+        "metrics_node": {"conditions": "lighting=0.5,noise=0.25"},
+    }
+    for name, params in expected.items():
+        for key, value in params.items():
+            assert from_launch_file[name][key] == from_launcher[name][key] == value, (name, key)
+
+
 def test_shipped_brain_configs_are_valid():
     from pilotnet_brain.ros.params import load_brain_parameters
 

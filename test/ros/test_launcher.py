@@ -54,6 +54,8 @@ def test_run_simulation_short_run_and_clean_teardown(tmp_path):
         domain_id=domain,
         wall_timeout=90,
         echo=terminal,
+        conditions="lighting=moderate",  # not changing what the explicit brain sees of the red line
+        seed=3,
     )
     # on the terminal: the domain, how to attach a tool, then every node's lines prefixed with its name ...
     lines = terminal.getvalue().splitlines()
@@ -69,6 +71,8 @@ def test_run_simulation_short_run_and_clean_teardown(tmp_path):
     assert r["metrics_path"] == out / "simple_circuit_ccw_explicit.json"
     assert json.loads(r["metrics_path"].read_text()) == m
     assert m["end_reason"] == "timeout" and m["brain"] == "explicit"
+    assert m["condition"] == "lighting=0.5"  # sim_node's conditions, as metrics_node records them
+    assert any("conditions lighting=0.5 (seed 3)" in line for line in lines if line.startswith("[sim_node] "))
     assert m["completed_distance_m"] > 20 and m["off_track_events"] == 0
     assert m["brain_iteration_frequency_hz"] > 30 and m["lockstep_timeouts"] == 0
     assert m["odometry_samples"] >= 400  # every physics step arrived
@@ -116,6 +120,8 @@ def test_unknown_brain_parameter_refused_before_start(tmp_path):
         ("", {"scale": -1.0}, r"sim_node: scale=-1.0 is out of range \(allowed: a float > 0\)"),
         ("", {"timeout": -5}, r"sim_node: timeout=-5 is out of range"),
         ("", {"clock": "fast"}, r"sim_node: clock='fast' is not allowed"),
+        ("", {"conditions": "fog=0.5"}, r"conditions='fog=0.5': unknown condition 'fog'"),
+        ("", {"seed": -1}, r"sim_node: seed=-1 is out of range"),
     ],
 )
 def test_bad_values_refused_before_start(tmp_path, brain_yaml, options, message):

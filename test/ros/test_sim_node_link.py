@@ -9,7 +9,7 @@ import pytest
 pytest.importorskip("rclpy")
 
 from pilotnet_brain.control import Command
-from pilotnet_brain.ros.sim_node import DdsBrainLink
+from pilotnet_brain.ros.sim_node import RESEND_AFTER_S, DdsBrainLink
 
 FRAME = np.zeros((2, 3, 3), np.uint8)
 
@@ -25,6 +25,7 @@ class FakeNode:
         self._stop = threading.Event()
         self._cmd, self._cmd_seq, self._cmd_wall, self._answered_stamp = Command(0.0, 0.0), 0, 0.0, None
         self.lockstep_timeouts = 0
+        self.frames_resent = 0
         self.latencies = []
         self.published = []
         self.warnings = []
@@ -68,6 +69,24 @@ def test_ask_waits_for_the_answer_to_that_frame():
     assert node.lockstep_timeouts == 0
 
 
+def test_a_lost_frame_is_sent_again_and_its_answer_taken():
+    """Best-effort camera: the brain never saw the first copy; the same frame goes out again."""
+    answer = Command(2.0, 0.5)
+    copies = []
+
+    def brain(t):
+        copies.append(t)
+        return [] if len(copies) == 1 else [(0.01, t, answer)]
+
+    node = FakeNode(brain, command_timeout=2.0)
+    wall0 = time.perf_counter()
+    reply = DdsBrainLink(node).ask(FRAME, 0.1, None)
+    assert node.published == [0.1, 0.1] and node.frames_resent == 1 and node.lockstep_timeouts == 0
+    assert reply.command == answer
+    assert RESEND_AFTER_S <= time.perf_counter() - wall0 < RESEND_AFTER_S + 0.5
+    assert reply.latency_s < RESEND_AFTER_S  # counted from the copy that was answered
+
+
 def test_ask_without_brain_stats_takes_the_first_new_command():
     first = Command(1.0, 0.0)
     node = FakeNode(lambda t: [(0.01, None, first), (0.1, None, Command(2.0, 0.0))], stats_publishers=0)
@@ -80,6 +99,7 @@ def test_ask_times_out_counts_and_returns_none():
     assert DdsBrainLink(node).ask(FRAME, 0.5, None) is None
     assert 0.19 <= time.perf_counter() - wall0 < 1.0
     assert node.lockstep_timeouts == 1 and node.latencies == [] and len(node.warnings) == 1
+    assert node.published == [0.5] and node.frames_resent == 0  # 0.2 s: before a re-send was due
 
 
 def test_ask_returns_none_at_once_when_the_node_stops():

@@ -190,7 +190,7 @@ CASES = [
     case("record-config-realtime", "record --out {tmp}/d --config {cfg_realtime}", "lockstep", out="{tmp}/d"),
     case(
         "record-timeout-shorter-than-lap",
-        "record --out {tmp}/d --circuits simple_circuit --direction ccw --timeout 0.5",
+        "record --out {tmp}/d --circuits simple_circuit --direction ccw --held-out --timeout 0.5",
         "timeout",
         "simple_circuit_ccw",
         "incomplete",
@@ -198,14 +198,14 @@ CASES = [
     ),
     case(
         "record-driver-nan",
-        "record --out {tmp}/d --circuits simple_circuit --direction ccw --driver pilotnet --model {nan_model}",
+        "record --out {tmp}/d --circuits simple_circuit --direction ccw --held-out --driver pilotnet --model {nan_model}",
         "non-finite",
         "nan.safetensors",
         out="{tmp}/d",
     ),
     case(
         "record-full-disk",
-        "record --out {tmp}/d --circuits simple_circuit --direction ccw --timeout 0.5",
+        "record --out {tmp}/d --circuits simple_circuit --direction ccw --held-out --timeout 0.5",
         "No space left",
         out="{tmp}/d",
         full_disk=True,

@@ -193,7 +193,7 @@ def test_png_frames_are_the_bytes_cv2_imwrite_gives(tmp_path):
 
 # --- config files: honoured or refused -----------------------------------------------------------------
 def sim_args(config=None, **options):
-    values = dict(config=config, clock=None, camera_rate=None, timeout=None, latency_ms=None)
+    values = dict(config=config, clock=None, camera_rate=None, timeout=None, latency_ms=None, condition=None)
     return SimpleNamespace(**{**values, **options})
 
 
@@ -316,6 +316,7 @@ def read_dataset(out_dir: Path):
 def test_a_recording_cut_short_is_kept_consistent_and_marked_incomplete(tmp_path, capsys):
     out_dir = tmp_path / "data"
     argv = ["record", "--out", out_dir, "--circuits", "simple_circuit", "--direction", "ccw", "--timeout", "0.5"]
+    argv.append("--held-out")  # simple_circuit is a test circuit: recorded as test data only
     rc, out, err = run_cli(argv, capsys)
     assert_clean_failure(rc, out, err, "timeout", "incomplete", out_dir=out_dir)
     info, seq, rows = read_dataset(out_dir)
@@ -327,6 +328,7 @@ def test_a_recording_cut_short_is_kept_consistent_and_marked_incomplete(tmp_path
 def test_a_complete_recording_says_so(tmp_path, capsys):
     out_dir = tmp_path / "data"
     argv = ["record", "--out", out_dir, "--circuits", "simple_circuit", "--direction", "ccw", "--frame-stride", "60"]
+    argv.append("--held-out")  # simple_circuit is a test circuit: recorded as test data only
     rc, _, err = run_cli(argv, capsys)
     assert rc == 0, err
     info, seq, rows = read_dataset(out_dir)

@@ -476,6 +476,7 @@ def test_dagger_recording_labels_the_drivers_frames_with_the_expert(tmp_path):
         show_progress=False,
         driver=_VeerLeftBrain(),
         driver_description={"brain": "veer_left"},
+        held_out=True,  # simple_circuit is a test circuit
     )
     seq = summary["sequences"][0]
     assert seq["lap_end_reasons"] == ["off_track"]  # the driver's lost lap ends, its frames are kept
@@ -521,7 +522,7 @@ def test_training_on_two_dataset_directories(tmp_path):
     for name, seed in (("expert_like", 0), ("dagger", 1)):
         record_dataset(
             tmp_path / name,
-            ["simple_circuit"],
+            ["many_curves"],  # a training circuit: test circuits are never trained on
             ["ccw"],
             seed=seed,
             show_progress=False,
