@@ -39,8 +39,16 @@ from pilotnet_brain.sweep.spec import CircuitEntry
 from pilotnet_brain.sweep.store import RUNNING_DIR, RUNS_DIR, same_token
 
 TRAJECTORY_FILE = "trajectory.png"
-#: Where the lock files that claim a core or a ROS domain live (per user: one user's sweeps share them).
-LOCK_DIR = Path(tempfile.gettempdir()) / f"pilotnet_brain_sweep_locks_{os.getuid()}"
+#: Where the lock files that claim a core or a ROS domain live (per user: one user's sweeps share them, so
+#: concurrent sweeps never pin two runs to one core or give them one domain). PILOTNET_SWEEP_LOCK_DIR moves
+#: them (tests: a sweep of their own, whatever else runs on the machine).
+LOCK_DIR_VARIABLE = "PILOTNET_SWEEP_LOCK_DIR"
+
+
+def lock_dir() -> Path:
+    default = Path(tempfile.gettempdir()) / f"pilotnet_brain_sweep_locks_{os.getuid()}"
+    return Path(os.environ.get(LOCK_DIR_VARIABLE) or default)
+
 
 #: A run's scratch directory (the CSV track, the brain's parameters, drive's files): <prefix><pid>_<random>.
 WORK_DIR_PREFIX = "pilotnet_sweep_"
@@ -166,12 +174,13 @@ def remove_stale_work_dirs() -> None:
 @contextmanager
 def claimed_slot(kind: str, candidates: list):
     """Claim one of `candidates` (cores, ROS domains) for this process with a non-blocking lock on
-    LOCK_DIR/<kind>-<candidate>.lock; yields it (None when all are held) and releases it on exit.
+    lock_dir()/<kind>-<candidate>.lock; yields it (None when all are held) and releases it on exit.
     Candidates are tried from a random start, so separate sweeps rarely even try the same one."""
-    LOCK_DIR.mkdir(parents=True, exist_ok=True)
+    locks = lock_dir()
+    locks.mkdir(parents=True, exist_ok=True)
     start = random.randrange(len(candidates)) if candidates else 0
     for candidate in candidates[start:] + candidates[:start]:
-        handle = open(LOCK_DIR / f"{kind}-{candidate}.lock", "a")
+        handle = open(locks / f"{kind}-{candidate}.lock", "a")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:

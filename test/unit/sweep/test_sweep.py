@@ -24,7 +24,7 @@ from conftest import assert_clean_failure, run_cli
 from pilotnet_brain.brains.pilotnet import SHIPPED_MODEL
 from pilotnet_brain.cli.main import main
 from pilotnet_brain.sweep import engine
-from pilotnet_brain.sweep.runs import claimed_slot, pinned_to_free_core
+from pilotnet_brain.sweep.runs import LOCK_DIR_VARIABLE, claimed_slot, pinned_to_free_core
 from pilotnet_brain.sweep.spec import sweep_spec
 
 
@@ -48,6 +48,19 @@ WALL_CLOCK_KEYS = {
     "node_id",
     "core",
 }
+
+
+@pytest.fixture(scope="module", autouse=True)
+def own_core_locks(tmp_path_factory):
+    """These sweeps claim cores among themselves only: a sweep running elsewhere on the machine holds the
+    machine-wide core locks and would leave the runs here unpinned (correctly, but not what is tested)."""
+    before = os.environ.get(LOCK_DIR_VARIABLE)
+    os.environ[LOCK_DIR_VARIABLE] = str(tmp_path_factory.mktemp("core_locks"))  # Ray's workers inherit it
+    yield
+    if before is None:
+        del os.environ[LOCK_DIR_VARIABLE]
+    else:
+        os.environ[LOCK_DIR_VARIABLE] = before
 
 
 def _sweep_in_process(argv) -> tuple:
