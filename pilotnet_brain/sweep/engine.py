@@ -35,6 +35,7 @@ from tqdm import tqdm
 
 from pilotnet_brain.errors import ConfigError
 from pilotnet_brain.jsonio import clean_json
+from pilotnet_brain.ros.processes import SigtermAsInterrupt
 from pilotnet_brain.sweep.runs import RunTask, execute
 from pilotnet_brain.sweep.spec import (
     ADDRESS_PATTERN,
@@ -229,7 +230,7 @@ def _run_planned(spec, store, plan, fresh, progress, run_fn, log) -> SweepResult
     try:
         result.ray = _connect(spec, log)
         remote = ray.remote(_run_task).options(num_cpus=1, max_retries=spec.max_retries, retry_exceptions=False)
-        with _SignalsAsInterrupt():  # after ray.init, which sets a SIGTERM handler of its own
+        with SigtermAsInterrupt():  # after ray.init, which sets a SIGTERM handler of its own
             while pending or in_flight:
                 while pending and len(in_flight) < result.ray["workers"]:
                     planned = pending.pop(0)
@@ -366,25 +367,6 @@ def _cancel(in_flight: dict) -> None:
             ray.wait(refs, num_returns=len(refs), timeout=CANCEL_GRACE_S)
         except Exception:
             pass
-
-
-class _SignalsAsInterrupt:
-    """While active (main thread only): SIGTERM, like Ctrl-C, raises KeyboardInterrupt (ray.init sets its own)."""
-
-    def __enter__(self):
-        self.old = None
-        if threading.current_thread() is threading.main_thread():
-            self.old = signal.signal(signal.SIGTERM, self._raise)
-        return self
-
-    @staticmethod
-    def _raise(signum, frame):
-        raise KeyboardInterrupt
-
-    def __exit__(self, *exc):
-        if self.old is not None:
-            signal.signal(signal.SIGTERM, self.old)
-        return False
 
 
 class _IgnoredSignals:
