@@ -110,29 +110,33 @@ data/sweepers/dataset.json: | $(STAMP)
 
 # --- Generalisation (issue 15): generated circuits and randomised conditions, fine-tuned from the shipped
 # weights. The expert on GEN_TRAIN_COUNT generated training circuits (`gen:SEED`, training seed range only),
-# both directions, each lap under its own random conditions up to level GEN_MAX_LEVEL; then a DAgger round
-# where the fine-tuned model drives them under new conditions and the expert labels. Training uses a GPU
-# when torch sees one (`train --device auto`) and records where it ran in the weights' metadata.
+# both directions, each lap under its own random conditions up to level GEN_MAX_LEVEL (road widths up to
+# the real race tracks'); then a DAgger round where the fine-tuned model drives them under new conditions
+# and the expert labels. Each recording is two parts (every second circuit) that `make -j2` records at
+# once. Training uses a GPU when torch sees one (`train --device auto`) and records where it ran in the
+# weights' metadata.
 GEN_TRAIN_COUNT ?= 12
-GEN_MAX_LEVEL ?= 0.5
-GEN_TRAIN_CIRCUITS = $(shell $(CLI) circuits --set generated-training --names | tr ',' '\n' | head -n $(GEN_TRAIN_COUNT) | paste -sd,)
+GEN_MAX_LEVEL ?= 0.8
+# The generated training circuits of part $(1) (1 or 2).
+gen_train_part = $(shell $(CLI) circuits --set generated-training --names | tr ',' '\n' | head -n $(GEN_TRAIN_COUNT) | awk 'NR % 2 == $(1) % 2' | paste -sd,)
 GENERALISED_STAGE1 := runs/generalised1/pilotnet_fp32.safetensors
 GENERALISED_MODEL := runs/generalised/pilotnet_fp32.safetensors
 FINE_TUNE = --epochs 6 --seed 0 --samples-per-epoch 10000 --lr 3e-4
+GEN_RECORD = $(CLI) record --direction both --laps 1 --frame-stride 2 --randomize-conditions $(GEN_MAX_LEVEL)
 
-data/generated/dataset.json: | $(STAMP)
-	$(CLI) record --circuits $(GEN_TRAIN_CIRCUITS) --direction both --laps 1 --frame-stride 2 \
-	    --randomize-conditions $(GEN_MAX_LEVEL) --lighting-variation 0.15 --seed 7 --out data/generated
+data/generated/part%/dataset.json: | $(STAMP)
+	$(GEN_RECORD) --circuits $(call gen_train_part,$*) --lighting-variation 0.15 --seed 7$* --out $(@D)
 
-$(GENERALISED_STAGE1): data/generated/dataset.json
-	$(CLI) train --data data/generated --init $(SHIPPED_MODEL) --out $@ $(FINE_TUNE)
+$(GENERALISED_STAGE1): data/generated/part1/dataset.json data/generated/part2/dataset.json
+	$(CLI) train --data data/generated/part1,data/generated/part2 --init $(SHIPPED_MODEL) --out $@ $(FINE_TUNE)
 
-data/generated_dagger/dataset.json: $(GENERALISED_STAGE1)
-	$(CLI) record --driver pilotnet --model $< --circuits $(GEN_TRAIN_CIRCUITS) --direction both --laps 1 \
-	    --frame-stride 2 --randomize-conditions $(GEN_MAX_LEVEL) --seed 8 --out data/generated_dagger
+data/generated_dagger/part%/dataset.json: $(GENERALISED_STAGE1)
+	$(GEN_RECORD) --driver pilotnet --model $< --circuits $(call gen_train_part,$*) --seed 8$* --out $(@D)
 
-$(GENERALISED_MODEL): data/generated/dataset.json data/generated_dagger/dataset.json
-	$(CLI) train --data data/generated,data/generated_dagger --init $(SHIPPED_MODEL) --out $@ $(FINE_TUNE)
+$(GENERALISED_MODEL): data/generated/part1/dataset.json data/generated/part2/dataset.json \
+		data/generated_dagger/part1/dataset.json data/generated_dagger/part2/dataset.json
+	$(CLI) train --data data/generated/part1,data/generated/part2,data/generated_dagger/part1,data/generated_dagger/part2 \
+	    --init $(SHIPPED_MODEL) --out $@ $(FINE_TUNE)
 
 model-generalised: $(GENERALISED_MODEL)
 model-generalised-stage1: $(GENERALISED_STAGE1)

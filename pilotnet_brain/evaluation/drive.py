@@ -62,7 +62,7 @@ def drive(
                 metrics,
                 out_dir / f"{slug}.png",
                 circuit_xy=circuit.centerline,
-                half_width_m=circuit.half_width_m,
+                half_width_m=world.circuit.half_width_m,  # as driven: conditions may widen the road
             )
         )
     return DriveResult(metrics, log, json_path, plot_path)

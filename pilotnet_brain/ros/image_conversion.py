@@ -12,6 +12,10 @@ by our own code, so the errors are the same either way:
     not 480x640           -> ImageSizeError (expected_size=None accepts any size)
 
 All are subclasses of `preprocessing.ImageError`. Accepted encodings: rgb8 and bgr8 (converted to RGB).
+
+sim_node publishes its frames serialized (`CameraFrameSerializer`, rosbags' CDR writer, bytes identical to
+rclpy's), skipping rclpy's Python -> C conversion (~0.4 ms per 640x480 frame); subscribers see an Image as
+ever. (The brain keeps the typed subscription: a raw take through rmw_fastrtps measured 2-3 ms slower.)
 `msg.data` is given an array.array (a reused message's own, filled in place: one memcpy): assigning an
 ndarray or memoryview makes rclpy check every element (20-40 ms for 640x480).
 """
@@ -22,6 +26,7 @@ import array
 
 import numpy as np
 
+from pilotnet_brain.bags.writer import typestore
 from pilotnet_brain.errors import ImageError
 from pilotnet_brain.model.preprocessing import FRAME_HEIGHT, FRAME_WIDTH
 
@@ -167,6 +172,40 @@ def _fill_data(msg, pixels: np.ndarray) -> None:
     else:
         data = array.array("B", np.ascontiguousarray(pixels).tobytes())
     msg.data = data
+
+
+IMAGE_TYPE = "sensor_msgs/msg/Image"
+
+
+class CameraFrameSerializer:
+    """RGB frames -> CDR-serialized sensor_msgs/Image (rgb8) for `Publisher.publish(bytes)`: one copy of the
+    pixels, against rclpy's Python -> C conversion and serialization (two copies and a per-field walk)."""
+
+    def __init__(self, frame_id: str):
+        ts = typestore()
+        self._msg = ts.types[IMAGE_TYPE](
+            header=ts.types["std_msgs/msg/Header"](
+                stamp=ts.types["builtin_interfaces/msg/Time"](0, 0), frame_id=frame_id
+            ),
+            height=0,
+            width=0,
+            encoding="rgb8",
+            is_bigendian=0,
+            step=0,
+            data=np.empty(0, np.uint8),
+        )
+
+    def serialize(self, rgb: np.ndarray, stamp_s: float) -> bytes:
+        if not (isinstance(rgb, np.ndarray) and rgb.dtype == np.uint8 and rgb.ndim == 3 and rgb.shape[2] == 3):
+            raise ImageError(
+                f"expected an HxWx3 uint8 RGB array, got {getattr(rgb, 'dtype', type(rgb).__name__)} "
+                f"{getattr(rgb, 'shape', '')}"
+            )
+        msg = self._msg
+        msg.height, msg.width, msg.step = int(rgb.shape[0]), int(rgb.shape[1]), int(rgb.shape[1]) * 3
+        msg.data = np.ascontiguousarray(rgb).reshape(-1)
+        set_stamp(msg.header.stamp, stamp_s)
+        return bytes(typestore().serialize_cdr(msg, IMAGE_TYPE))
 
 
 def set_stamp(stamp, t_s: float) -> None:

@@ -50,7 +50,7 @@ from pilotnet_brain import interfaces as topics
 from pilotnet_brain.config import SIM_NODE
 from pilotnet_brain.control import STOP, Command
 from pilotnet_brain.ros.declare import declare_node_parameters
-from pilotnet_brain.ros.image_conversion import image_to_msg, set_stamp
+from pilotnet_brain.ros.image_conversion import CameraFrameSerializer, set_stamp
 from pilotnet_brain.ros.messages import stats_layout
 from pilotnet_brain.ros.node_runtime import run_node
 from pilotnet_brain.ros.qos import LATCHED, RELIABLE, RELIABLE_CAMERA, SENSOR_DATA, TF
@@ -221,7 +221,7 @@ class SimNode(Node):
         self.end_reason = None
         self.finished = threading.Event()  # set when the node may exit (after linger)
         self._stop = threading.Event()
-        self._image = Image()
+        self._camera_frames = CameraFrameSerializer(p["frame_id"])  # published serialized: see image_conversion
         self._odom = Odometry()
         self._odom.header.frame_id = topics.ODOM_FRAME_ID
         self._odom.child_frame_id = topics.BASE_FRAME_ID
@@ -279,13 +279,13 @@ class SimNode(Node):
         self.status_pub.publish(String(data=state))
 
     def _publish_frame(self, frame, t):
-        image_to_msg(frame, stamp_s=t, frame_id=self.params["frame_id"], msg=self._image)
+        serialized = self._camera_frames.serialize(frame, t)
         with self._cond:
             self._published[round(t, 6)] = time.perf_counter()
             if len(self._published) > 100:
                 self._published.pop(next(iter(self._published)))
-        self.image_pub.publish(self._image)
-        self._camera_info.header.stamp = self._image.header.stamp
+        self.image_pub.publish(serialized)
+        set_stamp(self._camera_info.header.stamp, t)
         self.camera_info_pub.publish(self._camera_info)
         self.frame_count += 1
 

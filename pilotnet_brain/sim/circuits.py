@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Iterable
@@ -56,6 +56,7 @@ __all__ = [
     "describe_circuits",
     "load_circuit",
     "load_csv",
+    "widen_road",
 ]
 
 DIRECTIONS = ("ccw", "cw")
@@ -140,6 +141,17 @@ class Circuit:
         """
         spacing_m = _check_positive_finite(spacing_m, "spacing_m")
         return resample_closed_loop(self.centerline, spacing_m)[0]
+
+
+def widen_road(circuit: Circuit, scale: float) -> Circuit:
+    """`circuit` with its road `scale` times as wide, checked drivable (a bend must stay wider than the
+    half width); the same circuit when `scale` is 1."""
+    scale = _check_positive_finite(scale, "road width scale")
+    if scale == 1.0:
+        return circuit
+    half_width = circuit.half_width_m * scale
+    check_drivable(f"circuit {circuit.name!r} with its road {scale:g}x as wide", circuit.centerline, half_width)
+    return replace(circuit, half_width_m=half_width)
 
 
 def _check_direction(direction: str) -> str:

@@ -1,5 +1,5 @@
 """Named, parameterised simulator conditions: lighting, shadows, sensor noise, motion blur, camera
-offsets, road colours and line widths, latency spikes.
+offsets, road colours, line and road widths, latency spikes.
 
 Each condition takes a level in [0, 1] (0 = clear, 1 = severe; `mild`, `moderate` and `severe` name
 0.25, 0.5 and 1). `CONDITIONS` is the one table from level to physical parameters: it gives each
@@ -10,7 +10,8 @@ runs, sweeps and datasets record.
 
 Where each condition acts: the palette and sky (lighting, colour temperature, road, grass and line
 colours, line widths: no cost per frame), the camera model (height, pitch, yaw), the renderer's frame
-(shadows, motion blur, noise: see `camera.Renderer`), the episode clock (latency spikes, in both clocks).
+(shadows, motion blur, noise: see `camera.Renderer`), the circuit (road width: `World` widens the road it
+drives and draws), the episode clock (latency spikes, in both clocks).
 Everything random comes from the simulator's seed: the same seed gives the same frames and timeline.
 """
 
@@ -58,6 +59,7 @@ class ConditionParameters:
     red_line_rgb: tuple = RED_LINE
     white_line_rgb: tuple = WHITE_LINE
     line_width_scale: float = 1.0  # multiplies the widths of the center and edge lines
+    road_width_scale: float = 1.0  # multiplies the road's width (real race tracks: 1.4-1.8x the built-ins')
     latency_spike_fraction: float = 0.0  # of the frames whose command is late by latency_spike_s
     latency_spike_s: float = 0.0  # extra command latency of a spiked frame, simulated s
 
@@ -93,6 +95,10 @@ CONDITIONS: dict[str, Condition] = {
         {"red_line_rgb": (150, 95, 85), "white_line_rgb": (170, 170, 160)},
     ),
     "line_width": Condition("painted lines 2.5x as wide (center 0.62 m, edges 0.5 m)", {"line_width_scale": 2.5}),
+    "road_width": Condition(
+        "road 2.2x as wide (15.4 m instead of the built-ins' 7 m; real race tracks are 9.6-12.6 m)",
+        {"road_width_scale": 2.2},
+    ),
     "latency_spike": Condition(
         "10 % of the frames: their command 250 ms late",
         {"latency_spike_fraction": 0.1, "latency_spike_s": 0.25},

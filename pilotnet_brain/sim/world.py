@@ -25,7 +25,7 @@ import numpy as np
 from pilotnet_brain.config import SIM_NODE
 from pilotnet_brain.control import Brain, Command
 from pilotnet_brain.sim.camera import Appearance, CameraModel, Renderer
-from pilotnet_brain.sim.circuits import Circuit
+from pilotnet_brain.sim.circuits import Circuit, widen_road
 from pilotnet_brain.sim.clock import CLOCKS, EpisodeClock, FrameHook, InProcessBrain, Reply
 from pilotnet_brain.sim.conditions import Conditions
 from pilotnet_brain.sim.record import RunRecord
@@ -93,8 +93,8 @@ def default_timeout_s(circuit: Circuit) -> float:
 class World:
     """One circuit, its camera and the car; advances by physics steps. Knows nothing of brains or clocks.
 
-    The camera and the appearance come from `config.conditions` unless given; `seed` (default
-    `config.seed`) seeds the renderer's noise and shadows."""
+    The camera, the appearance and the road's width come from `config.conditions` (camera and appearance
+    unless given); `seed` (default `config.seed`) seeds the renderer's noise and shadows."""
 
     def __init__(
         self,
@@ -104,10 +104,10 @@ class World:
         appearance: Appearance | None = None,
         seed: int | None = None,
     ):
-        self.circuit = circuit
         self.config = config or SimConfig()
-        self.track = track_map_for(circuit)
         conditions = self.config.conditions
+        self.circuit = circuit = widen_road(circuit, conditions.parameters.road_width_scale)
+        self.track = track_map_for(circuit)
         self.renderer = Renderer(
             self.track,
             camera or conditions.camera(),

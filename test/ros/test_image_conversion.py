@@ -97,6 +97,27 @@ def test_cv_bridge_and_numpy_paths_agree(cv_bridge_path):
         np.testing.assert_array_equal(ic.msg_to_rgb(b, use_cv_bridge=False), img)
 
 
+def test_camera_frames_serialize_as_rclpy_serializes_the_image():
+    """sim_node publishes serialized frames: the bytes are rclpy's for the same Image, and they read back."""
+    from rclpy.serialization import deserialize_message, serialize_message
+    from sensor_msgs.msg import Image
+
+    frame = np.random.default_rng(3).integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    serializer = ic.CameraFrameSerializer("F1ROS/cameraL")
+    for stamp in (0.0, 12.34, 1e5 + 0.01):
+        raw = serializer.serialize(frame, stamp)
+        expected = ic.image_to_msg(frame, stamp_s=stamp, frame_id="F1ROS/cameraL", use_cv_bridge=False)
+        reference = serialize_message(expected)
+        # The same bytes but for the two alignment bytes after is_bigendian, which rclpy leaves unset.
+        pad = reference.index(b"rgb8\x00") + len(b"rgb8\x00") + 1  # encoding, its NUL, is_bigendian
+        assert len(raw) == len(reference) and raw[:pad] == reference[:pad] and raw[pad + 2 :] == reference[pad + 2 :]
+        back = deserialize_message(raw, Image)
+        assert back == expected
+        assert np.array_equal(ic.msg_to_rgb(back), frame) and ic.stamp_to_s(back.header.stamp) == pytest.approx(stamp)
+    with pytest.raises(ImageError, match="expected an HxWx3 uint8 RGB array, got float64"):
+        serializer.serialize(frame.astype(float), 0.0)
+
+
 @pytest.mark.parametrize("path", ["numpy", "cv_bridge"])
 def test_the_given_message_is_filled_and_returned(path, request):
     """sim_node passes its one Image and publishes THAT message: it must hold the frame on both paths."""

@@ -9,7 +9,7 @@ import pytest
 from conftest import STADIUM_RADIUS_M
 
 from pilotnet_brain.control import Command
-from pilotnet_brain.errors import ConfigError
+from pilotnet_brain.errors import CircuitError, ConfigError
 from pilotnet_brain.sim.camera import (
     ASPHALT,
     GRASS,
@@ -20,7 +20,7 @@ from pilotnet_brain.sim.camera import (
     Renderer,
     world_to_car,
 )
-from pilotnet_brain.sim.circuits import load_circuit
+from pilotnet_brain.sim.circuits import load_circuit, widen_road
 from pilotnet_brain.sim.clock import EpisodeClock, Reply
 from pilotnet_brain.sim.conditions import (
     CONDITION_NAMES,
@@ -237,6 +237,29 @@ def test_road_grass_and_line_colours_and_line_width(stadium_track, clear):
     red = colour_mask(clear, RED_LINE)[470].sum()
     assert colour_mask(wide, RED_LINE)[470].sum() > 2 * red
     assert colour_mask(wide, ASPHALT)[470].sum() > 0.8 * colour_mask(clear, ASPHALT)[470].sum()  # still a road
+
+
+def test_road_width_widens_the_road_the_world_draws_and_drives():
+    circuit = load_circuit("simple_circuit")
+    clear = World(circuit, SimConfig())
+    wide = World(circuit, SimConfig(conditions=parse_conditions("road_width=1")))
+    assert clear.circuit is circuit and wide.circuit.half_width_m == pytest.approx(2.2 * circuit.half_width_m)
+    assert np.array_equal(wide.circuit.centerline, circuit.centerline)
+    frames = [w.renderer.render(w.state.x, w.state.y, w.state.yaw) for w in (clear, wide)]
+    row = 240  # just below the horizon: both roads' edges in view
+    asphalt = [colour_mask(f, ASPHALT)[row].sum() for f in frames]
+    red = [colour_mask(f, RED_LINE)[row].sum() for f in frames]
+    assert asphalt[1] > 2 * asphalt[0] and red[0] == red[1] > 0  # the road 2.2x as wide, the line the same
+    # Off track is judged against the road as driven.
+    for world in (clear, wide):
+        world.reset(lateral_offset_m=5.0)
+    assert clear.is_off_track and not wide.is_off_track
+
+
+def test_a_road_too_wide_for_its_tightest_bend_is_refused():
+    with pytest.raises(CircuitError, match=r"circuit 'montmelo' with its road 4.5x as wide: too tight for its road"):
+        widen_road(load_circuit("montmelo"), 4.5)
+    assert widen_road(load_circuit("montmelo"), 1.0).half_width_m == load_circuit("montmelo").half_width_m
 
 
 def test_same_seed_same_frames_other_seed_other_noise():
