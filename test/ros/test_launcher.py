@@ -137,6 +137,7 @@ def test_bad_values_refused_before_start(tmp_path, brain_yaml, options, message)
 def test_ctrl_c_of_the_launcher_leaves_no_orphans(tmp_path):
     out = tmp_path / "run"
     env = dict(os.environ, ROS_DOMAIN_ID=str(unique_domain_id(60)))
+    terminal = (tmp_path / "launcher.out").open("w")
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -154,7 +155,7 @@ def test_ctrl_c_of_the_launcher_leaves_no_orphans(tmp_path):
             str(out),
         ],
         env=env,
-        stdout=subprocess.PIPE,
+        stdout=terminal,  # a file: an unread pipe fills with the nodes' echoed lines and blocks the launcher
         stderr=subprocess.STDOUT,
     )
     try:
@@ -172,6 +173,7 @@ def test_ctrl_c_of_the_launcher_leaves_no_orphans(tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
+        terminal.close()
     deadline = time.monotonic() + 5
     while processes_mentioning(str(out)) and time.monotonic() < deadline:
         time.sleep(0.1)
