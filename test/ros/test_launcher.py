@@ -157,6 +157,8 @@ def test_ctrl_c_of_the_launcher_leaves_no_orphans(tmp_path):
         env=env,
         stdout=terminal,  # a file: an unread pipe fills with the nodes' echoed lines and blocks the launcher
         stderr=subprocess.STDOUT,
+        # SIGINT as a terminal leaves it: a test run started in the background of a script inherits it ignored.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         deadline = time.monotonic() + 40
