@@ -12,12 +12,12 @@ by our own code, so the errors are the same either way:
     not 480x640           -> ImageSizeError (expected_size=None accepts any size)
 
 All are subclasses of `preprocessing.ImageError`. Accepted encodings: rgb8 and bgr8 (converted to RGB).
+`msg.data` is given an array.array (a reused message's own, filled in place: one memcpy): assigning an
+ndarray or memoryview makes rclpy check every element (20-40 ms for 640x480).
 
 sim_node publishes its frames serialized (`CameraFrameSerializer`, rosbags' CDR writer, bytes identical to
 rclpy's), skipping rclpy's Python -> C conversion (~0.4 ms per 640x480 frame); subscribers see an Image as
 ever. (The brain keeps the typed subscription: a raw take through rmw_fastrtps measured 2-3 ms slower.)
-`msg.data` is given an array.array (a reused message's own, filled in place: one memcpy): assigning an
-ndarray or memoryview makes rclpy check every element (20-40 ms for 640x480).
 """
 
 from __future__ import annotations
@@ -116,6 +116,14 @@ def msg_to_rgb(msg, expected_size=EXPECTED_SIZE, use_cv_bridge: bool | None = No
     return _numpy_to_rgb(msg)
 
 
+def _check_rgb_frame(rgb) -> None:
+    if not (isinstance(rgb, np.ndarray) and rgb.dtype == np.uint8 and rgb.ndim == 3 and rgb.shape[2] == 3):
+        raise ImageError(
+            f"expected an HxWx3 uint8 RGB array, got "
+            f"{getattr(rgb, 'dtype', type(rgb).__name__)} {getattr(rgb, 'shape', '')}"
+        )
+
+
 def image_to_msg(
     rgb: np.ndarray,
     stamp_s: float | None = None,
@@ -130,11 +138,7 @@ def image_to_msg(
     """
     from sensor_msgs.msg import Image  # noqa: PLC0415  (optional: ROS messages)
 
-    if not (isinstance(rgb, np.ndarray) and rgb.dtype == np.uint8 and rgb.ndim == 3 and rgb.shape[2] == 3):
-        raise ImageError(
-            f"expected an HxWx3 uint8 RGB array, got "
-            f"{getattr(rgb, 'dtype', type(rgb).__name__)} {getattr(rgb, 'shape', '')}"
-        )
+    _check_rgb_frame(rgb)
     if encoding not in COLOUR_ENCODINGS:
         raise UnsupportedEncodingError(f"cannot encode {encoding!r}; use {' or '.join(COLOUR_ENCODINGS)}")
     pixels = rgb if encoding == "rgb8" else rgb[..., ::-1]
@@ -196,11 +200,7 @@ class CameraFrameSerializer:
         )
 
     def serialize(self, rgb: np.ndarray, stamp_s: float) -> bytes:
-        if not (isinstance(rgb, np.ndarray) and rgb.dtype == np.uint8 and rgb.ndim == 3 and rgb.shape[2] == 3):
-            raise ImageError(
-                f"expected an HxWx3 uint8 RGB array, got {getattr(rgb, 'dtype', type(rgb).__name__)} "
-                f"{getattr(rgb, 'shape', '')}"
-            )
+        _check_rgb_frame(rgb)
         msg = self._msg
         msg.height, msg.width, msg.step = int(rgb.shape[0]), int(rgb.shape[1]), int(rgb.shape[1]) * 3
         msg.data = np.ascontiguousarray(rgb).reshape(-1)
