@@ -216,6 +216,22 @@ BRAIN_NODE = NodeSchema(
         _topic("stats_topic", topics.BRAIN_STATS_TOPIC, "per-frame timings out (interfaces.BRAIN_STATS_FIELDS)"),
         Parameter("max_v", float, 15.0, "linear speed limit of the commands (m/s)", min=0.0),
         Parameter("max_w", float, 3.0, "angular speed limit of the commands (rad/s)", min=0.0),
+        Parameter(
+            "camera_yaw_deg",
+            float,
+            0.0,
+            "the camera's calibrated yaw on the car (deg, turned left +): pilotnet turns frames back by it, "
+            "explicit projects with it",
+            min=-20.0,
+            max=20.0,
+        ),
+        Parameter(
+            "estimate_camera_yaw",
+            bool,
+            True,
+            "pilotnet only: estimate the camera's yaw while driving (road vanishing point on straights), "
+            "starting from camera_yaw_deg",
+        ),
         _seconds("watchdog_timeout", 0.5, "s without a fresh image -> zero command and one warning; 0 = no watchdog"),
     ),
 )

@@ -6,11 +6,13 @@ from the same preset files (config/brains/*.yaml), so both drive the same brain.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from pilotnet_brain.brains import make_brain
 from pilotnet_brain.config import BRAIN_NODE, read_parameter_file
 from pilotnet_brain.control import Brain
+from pilotnet_brain.sim.camera import CameraModel
 
 
 def brain_parameters_from_file(path) -> dict:
@@ -31,6 +33,8 @@ def build_brain(params: dict, logger=None) -> Brain:
             "model_path": params["model_path"] or None,
             "max_v": float(params["max_v"]),
             "max_w": float(params["max_w"]),
+            "camera_yaw_deg": float(params["camera_yaw_deg"]),
+            "estimate_camera_yaw": bool(params["estimate_camera_yaw"]),
         }
         if params["backend"].startswith("torch"):
             options["device"] = params["device"]
@@ -43,4 +47,4 @@ def build_brain(params: dict, logger=None) -> Brain:
         raise ValueError(f"unknown device {params['device']!r}; choose cpu or cuda")
     if params["device"] == "cuda" and logger is not None:
         logger.warning(f"device 'cuda' ignored: the {name} brain runs on the CPU")
-    return make_brain(name)
+    return make_brain(name, camera=CameraModel(yaw_rad=math.radians(float(params["camera_yaw_deg"]))))

@@ -34,11 +34,32 @@ def check_frame(frame: np.ndarray) -> np.ndarray:
     return frame
 
 
-def crop_and_resize(frame_rgb: np.ndarray) -> np.ndarray:
-    """Lower half of the frame, resized to 66x200 (uint8 RGB, HWC)."""
+def _input_to_frame() -> np.ndarray:
+    """Homography: network-input pixel (u, v) -> frame pixel, at the points cv2.resize samples."""
+    sx, sy = FRAME_WIDTH / INPUT_WIDTH, (FRAME_HEIGHT // 2) / INPUT_HEIGHT
+    return np.array([[sx, 0.0, 0.5 * sx - 0.5], [0.0, sy, 0.5 * sy - 0.5 + FRAME_HEIGHT // 2], [0.0, 0.0, 1.0]])
+
+
+_INPUT_TO_FRAME = _input_to_frame()
+
+
+def crop_and_resize(frame_rgb: np.ndarray, view: np.ndarray | None = None) -> np.ndarray:
+    """Lower half of the frame, resized to 66x200 (uint8 RGB, HWC).
+
+    view: a 3x3 homography from a pixel of the camera the network was trained with to the pixel of the
+    camera that took the frame (a turned camera: brains.camera_yaw.view_correction); the input is then
+    sampled through it in one warp (the border it brings in repeats the edge pixels)."""
     check_frame(frame_rgb)
-    road = frame_rgb[FRAME_HEIGHT // 2 :]
-    return cv2.resize(road, (INPUT_WIDTH, INPUT_HEIGHT), interpolation=cv2.INTER_LINEAR)
+    if view is None:
+        road = frame_rgb[FRAME_HEIGHT // 2 :]
+        return cv2.resize(road, (INPUT_WIDTH, INPUT_HEIGHT), interpolation=cv2.INTER_LINEAR)
+    return cv2.warpPerspective(
+        frame_rgb,
+        np.asarray(view, np.float64) @ _INPUT_TO_FRAME,
+        (INPUT_WIDTH, INPUT_HEIGHT),
+        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+        borderMode=cv2.BORDER_REPLICATE,
+    )
 
 
 def to_network_input(small_rgb: np.ndarray) -> np.ndarray:
@@ -47,9 +68,9 @@ def to_network_input(small_rgb: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.moveaxis(x, -1, -3))
 
 
-def preprocess(frame_rgb: np.ndarray) -> np.ndarray:
-    """480x640x3 RGB uint8 frame -> 3x66x200 float32 network input in [0, 1]."""
-    return to_network_input(crop_and_resize(frame_rgb))
+def preprocess(frame_rgb: np.ndarray, view: np.ndarray | None = None) -> np.ndarray:
+    """480x640x3 RGB uint8 frame -> 3x66x200 float32 network input in [0, 1] (view: see crop_and_resize)."""
+    return to_network_input(crop_and_resize(frame_rgb, view))
 
 
 def preprocess_batch(frames_rgb) -> np.ndarray:

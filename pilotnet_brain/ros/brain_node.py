@@ -66,6 +66,10 @@ class BrainNode(Node):
         self.brain = build_brain(p, self.get_logger())
         self.brain.reset()
         self.label = brain_label(p)
+        # The brain's own bookkeeping that can wait until the command is out (PilotNetBrain.update_camera_yaw).
+        self._after_command = getattr(self.brain, "update_camera_yaw", None)
+        if self._after_command is not None:
+            self.brain.defer_camera_yaw = True
 
         self._twist = Twist()
         self._stats = Float64MultiArray(layout=stats_layout(topics.BRAIN_STATS_FIELDS))
@@ -146,6 +150,12 @@ class BrainNode(Node):
         self._stats.data = [stamp, inference * 1e3, iteration * 1e3, period * 1e3, (iteration - inference) * 1e3]
         self.stats_pub.publish(self._stats)
         self.frames += 1
+        if self._after_command is not None and out is not None:
+            self._after_command(frame)
+        notice = getattr(self.brain, "last_notice", None)
+        if notice:
+            self.get_logger().info(f"{self.label}: {notice}")
+            self.brain.last_notice = None
         if self.record_timings:
             self.timings.append((inference, iteration, iteration - inference))
 

@@ -1,5 +1,6 @@
 """brain_node and sim_node over REAL DDS (no mocks): each test has its own rclpy context and ROS_DOMAIN_ID."""
 
+import math
 import os
 import subprocess
 import sys
@@ -210,6 +211,34 @@ def test_nan_command_becomes_stop_with_error(ctx, capfd):
     finally:
         brain.destroy_node()
     assert "non-finite command" in capfd.readouterr().err
+
+
+def test_brain_node_estimates_the_camera_yaw_after_each_command_and_says_so(ctx, capfd):
+    """PilotNet's camera-yaw sampling runs after the command is out (deferred), with the same result."""
+    pytest.importorskip("torch")
+    from pilotnet_brain.ros.brain_node import BrainNode
+    from pilotnet_brain.ros.image_conversion import image_to_msg
+    from pilotnet_brain.sim.circuits import load_circuit
+    from pilotnet_brain.sim.conditions import parse_conditions
+    from pilotnet_brain.sim.world import SimConfig, World
+
+    turned = World(load_circuit("montreal"), SimConfig(conditions=parse_conditions("camera_yaw=1"))).render()
+    node = BrainNode(context=ctx, parameter_overrides=params(brain="pilotnet", watchdog_timeout=0.0, threads=1))
+    try:
+        assert node.brain.defer_camera_yaw
+        estimator = node.brain.yaw_estimator
+        estimator.max_turn_rate = math.inf  # one still frame: the network steers at it, the car never turns
+        msg = image_to_msg(turned)
+        frames = estimator.every * estimator.min_samples
+        for i in range(frames):
+            msg.header.stamp.sec = i
+            node.on_image(msg)
+        assert node.frames == frames and estimator.samples == estimator.min_samples
+        assert math.degrees(node.brain.camera_yaw_rad) == pytest.approx(5.0, abs=0.3)
+    finally:
+        node.destroy_node()
+    err = capfd.readouterr().err
+    assert err.count("frames turned back before inference") == 1, err
 
 
 def test_unknown_parameter_is_a_clear_error(ctx):
