@@ -27,7 +27,7 @@ CPU_PRESETS = $(shell $(VENV)/bin/pilotnet-brain presets --cpu)
 export MPLBACKEND := Agg
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: model-generalised model-generalised-stage1 install test run colcon-check lint clean sweep-cluster-check data model model-stage1 data-dagger model-stage2 data-dagger2 model-stage3 data-dagger3 data-sweepers evaluate optimize offline-benchmark gpu-benchmark benchmark-all evaluate-generalization
+.PHONY: model-generalised model-generalised-stage1 model-generalised2 install test run colcon-check lint clean sweep-cluster-check data model model-stage1 data-dagger model-stage2 data-dagger2 model-stage3 data-dagger3 data-sweepers evaluate optimize offline-benchmark gpu-benchmark benchmark-all evaluate-generalization
 
 $(PY):
 	$(PYTHON3) -m venv $(VENV)
@@ -151,8 +151,23 @@ data/generated_dagger_clear/part%/dataset.json: $(GENERALISED_STAGE1)
 $(GENERALISED_MODEL): $(GEN_DATA_FILES) $(foreach d,$(subst $(comma), ,$(GEN_DAGGER_DATA)),$(d)/dataset.json)
 	$(CLI) train --data $(GEN_DATA),$(GEN_DAGGER_DATA) --init $(SHIPPED_MODEL) --out $@ $(FINE_TUNE)
 
+# DAgger round 2: the round-1 model drives (camera-yaw estimate on, as brain_node runs it), the expert labels.
+GENERALISED_MODEL2 := runs/generalised2/pilotnet_fp32.safetensors
+GEN_DAGGER2_DATA = data/generated_dagger2/part1,data/generated_dagger2/part2,data/generated_dagger2_clear/part1,data/generated_dagger2_clear/part2
+data/generated_dagger2/part%/dataset.json: $(GENERALISED_MODEL)
+	$(CLI) record --direction both --laps 1 --frame-stride 4 --driver pilotnet --model $< \
+	    --circuits $(call gen_train_part,$*) --randomize-conditions $(GEN_MAX_LEVEL) --seed 12$* --out $(@D)
+
+data/generated_dagger2_clear/part%/dataset.json: $(GENERALISED_MODEL)
+	$(CLI) record --direction both --laps 1 --frame-stride 4 --driver pilotnet --model $< \
+	    --circuits $(call gen_train_part,$*) --lighting-variation 0.15 --seed 13$* --out $(@D)
+
+$(GENERALISED_MODEL2): $(GEN_DATA_FILES) $(foreach d,$(subst $(comma), ,$(GEN_DAGGER_DATA) $(GEN_DAGGER2_DATA)),$(d)/dataset.json)
+	$(CLI) train --data $(GEN_DATA),$(GEN_DAGGER_DATA),$(GEN_DAGGER2_DATA) --init $(SHIPPED_MODEL) --out $@ $(FINE_TUNE)
+
 model-generalised: $(GENERALISED_MODEL)
 model-generalised-stage1: $(GENERALISED_STAGE1)
+model-generalised2: $(GENERALISED_MODEL2)
 
 # The shipped weights are committed: `make model` retrains them only when asked (or when an input is newer).
 model: data/train/dataset.json data/dagger/dataset.json data/dagger2/dataset.json data/dagger3/dataset.json \
