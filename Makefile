@@ -140,13 +140,17 @@ $(GENERALISED_STAGE1): $(GEN_DATA_FILES)
 
 # DAgger: the fine-tuned model drives, under random conditions and clear, every fourth frame kept.
 GEN_DAGGER_DATA = data/generated_dagger/part1,data/generated_dagger/part2,data/generated_dagger_clear/part1,data/generated_dagger_clear/part2
+# $(call gen_dagger_record,CONDITION OPTIONS,SEED): the model ($<) drives part $* of the training circuits.
+gen_dagger_record = $(CLI) record --direction both --laps 1 --frame-stride 4 --driver pilotnet --model $< \
+    --circuits $(call gen_train_part,$*) $(1) --seed $(2) --out $(@D)
+GEN_RANDOMISED = --randomize-conditions $(GEN_MAX_LEVEL)
+GEN_CLEAR = --lighting-variation 0.15
+
 data/generated_dagger/part%/dataset.json: $(GENERALISED_STAGE1)
-	$(CLI) record --direction both --laps 1 --frame-stride 4 --driver pilotnet --model $< \
-	    --circuits $(call gen_train_part,$*) --randomize-conditions $(GEN_MAX_LEVEL) --seed 8$* --out $(@D)
+	$(call gen_dagger_record,$(GEN_RANDOMISED),8$*)
 
 data/generated_dagger_clear/part%/dataset.json: $(GENERALISED_STAGE1)
-	$(CLI) record --direction both --laps 1 --frame-stride 4 --driver pilotnet --model $< \
-	    --circuits $(call gen_train_part,$*) --lighting-variation 0.15 --seed 10$* --out $(@D)
+	$(call gen_dagger_record,$(GEN_CLEAR),10$*)
 
 $(GENERALISED_MODEL): $(GEN_DATA_FILES) $(foreach d,$(subst $(comma), ,$(GEN_DAGGER_DATA)),$(d)/dataset.json)
 	$(CLI) train --data $(GEN_DATA),$(GEN_DAGGER_DATA) --init $(SHIPPED_MODEL) --out $@ $(FINE_TUNE)
@@ -155,12 +159,10 @@ $(GENERALISED_MODEL): $(GEN_DATA_FILES) $(foreach d,$(subst $(comma), ,$(GEN_DAG
 GENERALISED_MODEL2 := runs/generalised2/pilotnet_fp32.safetensors
 GEN_DAGGER2_DATA = data/generated_dagger2/part1,data/generated_dagger2/part2,data/generated_dagger2_clear/part1,data/generated_dagger2_clear/part2
 data/generated_dagger2/part%/dataset.json: $(GENERALISED_MODEL)
-	$(CLI) record --direction both --laps 1 --frame-stride 4 --driver pilotnet --model $< \
-	    --circuits $(call gen_train_part,$*) --randomize-conditions $(GEN_MAX_LEVEL) --seed 12$* --out $(@D)
+	$(call gen_dagger_record,$(GEN_RANDOMISED),12$*)
 
 data/generated_dagger2_clear/part%/dataset.json: $(GENERALISED_MODEL)
-	$(CLI) record --direction both --laps 1 --frame-stride 4 --driver pilotnet --model $< \
-	    --circuits $(call gen_train_part,$*) --lighting-variation 0.15 --seed 13$* --out $(@D)
+	$(call gen_dagger_record,$(GEN_CLEAR),13$*)
 
 $(GENERALISED_MODEL2): $(GEN_DATA_FILES) $(foreach d,$(subst $(comma), ,$(GEN_DAGGER_DATA) $(GEN_DAGGER2_DATA)),$(d)/dataset.json)
 	$(CLI) train --data $(GEN_DATA),$(GEN_DAGGER_DATA),$(GEN_DAGGER2_DATA) --init $(SHIPPED_MODEL) --out $@ $(FINE_TUNE)

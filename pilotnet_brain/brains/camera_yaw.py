@@ -37,18 +37,18 @@ def vanishing_point(frame_rgb: np.ndarray, horizon_row: float) -> tuple[float, f
     Segments come from Canny + probabilistic Hough at half resolution; every pair of non-parallel segments
     crosses somewhere and the medians of the crossings are the vanishing point; spread (px) is the median
     distance of the crossings' columns from it: small on a straight, large when the edges bend."""
-    top = int(horizon_row) + _MARGIN_BELOW_HORIZON_PX
+    top = max(int(horizon_row) + _MARGIN_BELOW_HORIZON_PX, 0)
     height, width = frame_rgb.shape[:2]
     if top >= height - 2 * _MIN_SEGMENT_PX:
         return None
-    grey = cv2.cvtColor(frame_rgb[max(top, 0) :], cv2.COLOR_RGB2GRAY)
+    grey = cv2.cvtColor(frame_rgb[top:], cv2.COLOR_RGB2GRAY)
     grey = cv2.resize(grey, (width // 2, grey.shape[0] // 2), interpolation=cv2.INTER_LINEAR)  # = 2x2 mean here
     edges = cv2.Canny(cv2.GaussianBlur(grey, (5, 5), 0), 30, 90)
     found = cv2.HoughLinesP(edges, 1, np.pi / 180, threshold=40, minLineLength=_MIN_SEGMENT_PX, maxLineGap=4)
     if found is None:
         return None
     seg = found.reshape(-1, 4).astype(np.float64) * 2 + 0.5  # half-resolution pixel centres -> full
-    seg[:, [1, 3]] += max(top, 0)
+    seg[:, [1, 3]] += top
     dx, dy = seg[:, 2] - seg[:, 0], seg[:, 3] - seg[:, 1]
     slope = np.degrees(np.arctan2(np.abs(dy), np.abs(dx)))
     seg = seg[(slope > _MIN_SLOPE_DEG) & (slope < _MAX_SLOPE_DEG)]

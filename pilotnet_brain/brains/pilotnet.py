@@ -59,12 +59,10 @@ class PilotNetBrain:
         # The camera the network was trained with; its yaw on this car is calibrated (camera_yaw_deg) and,
         # unless told not to, estimated while driving (brains.camera_yaw).
         self.camera = CameraModel()
-        self.yaw_estimator = (
-            CameraYawEstimator(self.camera, initial_yaw_rad=math.radians(camera_yaw_deg))
-            if estimate_camera_yaw
-            else None
-        )
         self.calibrated_yaw_rad = math.radians(camera_yaw_deg)
+        self.yaw_estimator = (
+            CameraYawEstimator(self.camera, initial_yaw_rad=self.calibrated_yaw_rad) if estimate_camera_yaw else None
+        )
         self.defer_camera_yaw = False  # see update_camera_yaw
         self.reset()
 
