@@ -52,6 +52,17 @@ def stadium_track():
     return TrackMap.from_centerline(stadium_centerline(), STADIUM_HALF_WIDTH_M)
 
 
+def pytest_configure(config):
+    """Every DDS participant of this test process gets the graph's Fast DDS profile (config/fastdds.xml).
+    Fast DDS reads it once, when the process's first participant is created: set per test, a participant
+    made earlier without it (test_bags' publishers) left the rest on the default transports, whose
+    512 KiB shared-memory segment cannot hold a camera frame (best-effort frames then went over
+    fragmented UDP and were lost: a flaky "no answer to a camera image")."""
+    from pilotnet_brain.ros.environment import fastdds_environment
+
+    os.environ.update(fastdds_environment())
+
+
 def pytest_collection_modifyitems(config, items):
     """Everything under test/ros/ runs real rclpy nodes over DDS: mark it `ros`."""
     ros_dir = Path(__file__).resolve().parent / "ros"

@@ -36,10 +36,9 @@ def build_brain(params: dict, logger=None) -> Brain:
             "camera_yaw_deg": float(params["camera_yaw_deg"]),
             "estimate_camera_yaw": bool(params["estimate_camera_yaw"]),
         }
+        options["threads"] = int(params["threads"]) or None  # None: the backend's own default
         if params["backend"].startswith("torch"):
             options["device"] = params["device"]
-            if int(params.get("threads", 0)) > 0:
-                options["threads"] = int(params["threads"])
         elif params["device"] != "cpu":
             raise ValueError(f"device {params['device']!r} applies to torch backends, not {params['backend']!r}")
         return make_brain("pilotnet", **options)

@@ -52,7 +52,7 @@ from pilotnet_brain.evaluation.drive import run_slug
 from pilotnet_brain.resources import config_path
 from pilotnet_brain.ros.environment import connection_lines, environment_with_transports, ros_environment
 from pilotnet_brain.ros.params import brain_label, load_brain_parameters, load_node_parameters
-from pilotnet_brain.ros.processes import ProcessGroup, SigtermAsInterrupt, announce, tail_log
+from pilotnet_brain.ros.processes import SIGINT_GRACE_S, ProcessGroup, SigtermAsInterrupt, announce, tail_log
 from pilotnet_brain.sim.circuits import load_circuit
 from pilotnet_brain.sim.conditions import parse_conditions
 from pilotnet_brain.sim.world import default_timeout_s
@@ -340,7 +340,7 @@ def recorder_parameters(bag_path, circuit, direction, scale, brain, clock, brain
     return BAG_RECORDER.validate(params, "launch simulation: bag_recorder")
 
 
-def run_graph(graph: Graph, timeout: float, done=None, sigint_timeout: float = 5.0, echo=None) -> dict:
+def run_graph(graph: Graph, timeout: float, done=None, sigint_timeout: float = SIGINT_GRACE_S, echo=None) -> dict:
     """Start the graph's processes, wait until done() or metrics_node exits, tear down. Returns exit codes.
 
     echo: a stream (the terminal) that also gets every node's output, prefixed with its name.

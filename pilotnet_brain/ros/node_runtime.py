@@ -13,7 +13,11 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
 from pilotnet_brain.errors import BackendUnavailable, CircuitError, ConfigError, ImageError, ModelFileError
 
-TEARDOWN_TIMEOUT_S = 10.0
+#: How long DDS teardown may take before the node exits anyway (normally well under 1 s). Below the
+#: SIGINT grace of both launchers (`pilotnet-brain launch`: processes.SIGINT_GRACE_S; ros2 launch's
+#: default sigterm_timeout: 5 s): a stuck teardown then ends with the node's own exit code instead of
+#: a SIGKILL (-9) once signals no longer reach it.
+TEARDOWN_TIMEOUT_S = 3.0
 
 
 #: Exceptions that mean "cannot start as configured": logged as one line, exit code 2.

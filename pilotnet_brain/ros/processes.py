@@ -11,6 +11,9 @@ import threading
 import time
 from pathlib import Path
 
+#: How long the nodes get to exit after SIGINT before SIGTERM (node_runtime.TEARDOWN_TIMEOUT_S is below it).
+SIGINT_GRACE_S = 5.0
+
 
 def _die_with_parent():
     """In the child before exec: get SIGTERM when the launcher dies (Linux), so nothing is orphaned."""
@@ -90,7 +93,7 @@ class ProcessGroup:
         except (ProcessLookupError, PermissionError):
             pass
 
-    def shutdown(self, sigint_timeout: float = 5.0, sigterm_timeout: float = 3.0) -> dict:
+    def shutdown(self, sigint_timeout: float = SIGINT_GRACE_S, sigterm_timeout: float = 3.0) -> dict:
         """SIGINT all, then SIGTERM, then SIGKILL the survivors; returns {name: exit code}."""
         for sig, wait in ((signal.SIGINT, sigint_timeout), (signal.SIGTERM, sigterm_timeout), (signal.SIGKILL, 5.0)):
             alive = [p for _, p, _ in self.procs if p.poll() is None]

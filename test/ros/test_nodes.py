@@ -1,5 +1,6 @@
 """brain_node and sim_node over REAL DDS (no mocks): each test has its own rclpy context and ROS_DOMAIN_ID."""
 
+import inspect
 import math
 import os
 import subprocess
@@ -15,8 +16,6 @@ from conftest import unique_domain_id
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 
-from pilotnet_brain.ros.environment import fastdds_environment
-
 
 def camera_frame():
     from pilotnet_brain.sim.circuits import load_circuit
@@ -26,9 +25,7 @@ def camera_frame():
 
 
 @pytest.fixture
-def ctx(monkeypatch):
-    for key, value in fastdds_environment().items():
-        monkeypatch.setenv(key, value)  # read when this process's first DDS participant is created
+def ctx():
     context = rclpy.Context()
     rclpy.init(context=context, domain_id=unique_domain_id())
     yield context
@@ -415,6 +412,17 @@ def test_a_node_whose_ros_teardown_hangs_still_exits_with_its_code(tmp_path):
     assert proc.returncode == 3, proc.stderr
     assert time.monotonic() - t0 < 20
     assert "teardown did not finish in 1 s; exiting with code 3" in proc.stderr
+
+
+def test_a_stuck_teardown_ends_before_either_launcher_kills_the_node():
+    """After SIGINT a node ignores signals while it tears down: its own time limit must end first, or a
+    launcher's SIGKILL turns a finished run's exit code into -9."""
+    from pilotnet_brain.ros import launcher, node_runtime, processes
+
+    ros2_launch_sigterm_timeout_s = 5.0  # launch.actions.ExecuteProcess: sigterm_timeout default '5'
+    grace = inspect.signature(launcher.run_graph).parameters["sigint_timeout"].default
+    assert grace == processes.SIGINT_GRACE_S
+    assert node_runtime.TEARDOWN_TIMEOUT_S + 1.0 <= min(grace, ros2_launch_sigterm_timeout_s)
 
 
 # --- Gazebo conventions: newest frame only, use_sim_time, camera_info, odom -> base_link ------------------

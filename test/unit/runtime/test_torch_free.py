@@ -28,7 +28,7 @@ from pilotnet_brain.model.labels import DEFAULT_LABEL_RANGES
 from pilotnet_brain.model.network import PilotNet
 from pilotnet_brain.model.preprocessing import INPUT_SHAPE
 from pilotnet_brain.model.weights import save_model
-from pilotnet_brain.ros.environment import fastdds_environment, ros_environment
+from pilotnet_brain.ros.environment import ros_environment
 from pilotnet_brain.runtime.catalog import BACKENDS
 
 TORCH_FREE = ("onnx_int8", "tflite_fp32")
@@ -109,7 +109,7 @@ def test_drive_without_a_model_file_names_the_file_in_one_line(torch_free_env):
 
 @pytest.mark.ros
 @pytest.mark.parametrize("name", TORCH_FREE)
-def test_brain_node_serves_its_preset_without_torch(name, variant_files, torch_free_env, monkeypatch):
+def test_brain_node_serves_its_preset_without_torch(name, variant_files, torch_free_env):
     """brain_node from config/brains/<preset>.yaml, torch blocked, over real DDS: it reaches ready and
     answers a camera image with the command the brain computes for it."""
     rclpy = pytest.importorskip("rclpy")
@@ -134,8 +134,6 @@ def test_brain_node_serves_its_preset_without_torch(name, variant_files, torch_f
     node_command += ["-p", f"model_path:={model}"]
     proc = subprocess.Popen(node_command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
-    for key, value in fastdds_environment().items():
-        monkeypatch.setenv(key, value)  # read when this process's DDS participant is created
     context = rclpy.Context()
     rclpy.init(context=context, domain_id=domain_id)
     probe = rclpy.create_node("torch_free_probe", context=context)
@@ -176,3 +174,15 @@ def test_brain_node_serves_its_preset_without_torch(name, variant_files, torch_f
         twist.angular.z, expected.w, abs_tol=1e-6
     )
     assert len(stats[0].data) == len(topics.BRAIN_STATS_FIELDS) and stats[0].data[0] == 1.0  # the frame's stamp
+
+
+def test_the_threads_parameter_reaches_onnx_runtime(variant_files):
+    """brain_node's `threads` sets the inference threads of every backend, not only torch's."""
+    from pilotnet_brain.brains.from_parameters import build_brain
+    from pilotnet_brain.config import BRAIN_NODE
+
+    model = str(variant_files("onnx_int8"))
+    for threads in (1, 2):
+        params = BRAIN_NODE.resolve({"brain": "pilotnet", "backend": "onnx_int8", "model_path": model, "threads": threads})
+        session = build_brain(params).backend.session
+        assert session.get_session_options().intra_op_num_threads == threads
