@@ -27,7 +27,7 @@ CPU_PRESETS = $(shell $(VENV)/bin/pilotnet-brain presets --cpu)
 export MPLBACKEND := Agg
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: model-generalised model-generalised-stage1 model-generalised2 install test run colcon-check lint clean sweep-cluster-check data model model-stage1 data-dagger model-stage2 data-dagger2 model-stage3 data-dagger3 data-sweepers evaluate optimize offline-benchmark gpu-benchmark benchmark-all evaluate-generalization
+.PHONY: model-generalised model-generalised-stage1 model-generalised2 model-generalised3 install test run colcon-check lint clean sweep-cluster-check data model model-stage1 data-dagger model-stage2 data-dagger2 model-stage3 data-dagger3 data-sweepers evaluate optimize offline-benchmark gpu-benchmark benchmark-all evaluate-generalization
 
 $(PY):
 	$(PYTHON3) -m venv $(VENV)
@@ -118,8 +118,8 @@ data/sweepers/dataset.json: | $(STAMP)
 # auto`) and records where it ran in the weights' metadata.
 GEN_TRAIN_COUNT ?= 12
 GEN_MAX_LEVEL ?= 0.8
-# The generated training circuits of part $(1) (1 or 2).
-gen_train_part = $(shell $(CLI) circuits --set generated-training --names | tr ',' '\n' | head -n $(GEN_TRAIN_COUNT) | awk 'NR % 2 == $(1) % 2' | paste -sd,)
+# The generated training circuits of part $(1) (1 or 2): GEN_TRAIN_COUNT of them from the $(2)th (default 1st).
+gen_train_part = $(shell $(CLI) circuits --set generated-training --names | tr ',' '\n' | tail -n +$(or $(2),1) | head -n $(GEN_TRAIN_COUNT) | awk 'NR % 2 == $(1) % 2' | paste -sd,)
 GENERALISED_STAGE1 := runs/generalised1/pilotnet_fp32.safetensors
 GENERALISED_MODEL := runs/generalised/pilotnet_fp32.safetensors
 FINE_TUNE = --epochs 6 --seed 0 --samples-per-epoch 10000 --lr 1e-4
@@ -140,9 +140,10 @@ $(GENERALISED_STAGE1): $(GEN_DATA_FILES)
 
 # DAgger: the fine-tuned model drives, under random conditions and clear, every fourth frame kept.
 GEN_DAGGER_DATA = data/generated_dagger/part1,data/generated_dagger/part2,data/generated_dagger_clear/part1,data/generated_dagger_clear/part2
-# $(call gen_dagger_record,CONDITION OPTIONS,SEED): the model ($<) drives part $* of the training circuits.
+# $(call gen_dagger_record,CONDITION OPTIONS,SEED[,FIRST CIRCUIT]): the model ($<) drives part $* of the
+# training circuits.
 gen_dagger_record = $(CLI) record --direction both --laps 1 --frame-stride 4 --driver pilotnet --model $< \
-    --circuits $(call gen_train_part,$*) $(1) --seed $(2) --out $(@D)
+    --circuits $(call gen_train_part,$*,$(3)) $(1) --seed $(2) --out $(@D)
 GEN_RANDOMISED = --randomize-conditions $(GEN_MAX_LEVEL)
 GEN_CLEAR = --lighting-variation 0.15
 
@@ -167,9 +168,26 @@ data/generated_dagger2_clear/part%/dataset.json: $(GENERALISED_MODEL)
 $(GENERALISED_MODEL2): $(GEN_DATA_FILES) $(foreach d,$(subst $(comma), ,$(GEN_DAGGER_DATA) $(GEN_DAGGER2_DATA)),$(d)/dataset.json)
 	$(CLI) train --data $(GEN_DATA),$(GEN_DAGGER_DATA),$(GEN_DAGGER2_DATA) --init $(SHIPPED_MODEL) --out $@ $(FINE_TUNE)
 
+# DAgger round 3: the round-2 model drives the next GEN_TRAIN_COUNT generated training circuits (new
+# geometry) randomised, and the first ones with dried grass at two levels (the one condition round 2
+# failed at moderate: the road/grass contrast falls).
+GENERALISED_MODEL3 := runs/generalised3/pilotnet_fp32.safetensors
+GEN_DAGGER3_DATA = data/generated_dagger3/part1,data/generated_dagger3/part2,data/generated_dagger3_grass/part1,data/generated_dagger3_grass/part2
+GEN_GRASS_LEVEL_1 = 0.6
+GEN_GRASS_LEVEL_2 = 0.9
+data/generated_dagger3/part%/dataset.json: $(GENERALISED_MODEL2)
+	$(call gen_dagger_record,$(GEN_RANDOMISED),14$*,$(shell expr $(GEN_TRAIN_COUNT) + 1))
+
+data/generated_dagger3_grass/part%/dataset.json: $(GENERALISED_MODEL2)
+	$(call gen_dagger_record,--condition grass_colour=$(GEN_GRASS_LEVEL_$*) $(GEN_CLEAR),15$*)
+
+$(GENERALISED_MODEL3): $(GEN_DATA_FILES) $(foreach d,$(subst $(comma), ,$(GEN_DAGGER_DATA) $(GEN_DAGGER2_DATA) $(GEN_DAGGER3_DATA)),$(d)/dataset.json)
+	$(CLI) train --data $(GEN_DATA),$(GEN_DAGGER_DATA),$(GEN_DAGGER2_DATA),$(GEN_DAGGER3_DATA) --init $(SHIPPED_MODEL) --out $@ $(FINE_TUNE)
+
 model-generalised: $(GENERALISED_MODEL)
 model-generalised-stage1: $(GENERALISED_STAGE1)
 model-generalised2: $(GENERALISED_MODEL2)
+model-generalised3: $(GENERALISED_MODEL3)
 
 # The shipped weights are committed: `make model` retrains them only when asked (or when an input is newer).
 model: data/train/dataset.json data/dagger/dataset.json data/dagger2/dataset.json data/dagger3/dataset.json \

@@ -3,11 +3,17 @@
 Frames go through the one preprocessing path (crop_and_resize) once and are cached as 66x200 uint8
 next to the data (`.pilotnet_cache.npz`, rebuilt when a data.csv changes), so an epoch never decodes
 a PNG. `to_network_input` (the second half of `preprocess`) is applied per batch.
+
+A lap recorded with the camera turned (the `camera_yaw` condition, named per lap in dataset.json) is
+turned back by that yaw as it is cropped, as brain_node turns back what it sees by its estimate of the
+yaw (brains.camera_yaw): the network learns from the frames it will be given, not from turned frames
+labelled as if they were straight (one frame cannot tell a turned camera from a turned car).
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,10 +21,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from pilotnet_brain.brains.camera_yaw import view_correction
 from pilotnet_brain.data.recording import read_sequence
 from pilotnet_brain.errors import CircuitError
 from pilotnet_brain.model.preprocessing import PREPROCESSING_VERSION, crop_and_resize
 from pilotnet_brain.sim.builtin_circuits import held_out_reason
+from pilotnet_brain.sim.camera import CameraModel
+from pilotnet_brain.sim.conditions import parse_conditions
 
 CACHE_NAME = ".pilotnet_cache.npz"
 
@@ -66,11 +75,26 @@ def check_trainable(data_dir: str | Path) -> None:
             raise CircuitError(f"{data_dir}: sequence {seq_dir.name}: {reason}")
 
 
-def _load_image(path: Path) -> np.ndarray:
+def _load_image(path: Path, view: np.ndarray | None = None) -> np.ndarray:
     bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if bgr is None:
         raise ValueError(f"cannot read image {path}")
-    return crop_and_resize(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+    return crop_and_resize(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), view)
+
+
+def camera_yaws_deg(data_dir: Path, seq_dir: Path, n_rows: int) -> list[float]:
+    """The camera's yaw (deg) for each of a sequence's frames, from the lap conditions in dataset.json
+    (0 without it, or for laps without `camera_yaw`)."""
+    meta = data_dir / "dataset.json"
+    info = json.loads(meta.read_text()) if meta.is_file() else {}
+    entry = next((s for s in info.get("sequences") or [] if isinstance(s, dict) and s.get("name") == seq_dir.name), {})
+    laps = list(zip(entry.get("lap_conditions") or [], entry.get("lap_frames") or []))
+    yaws = [parse_conditions(c).parameters.camera_yaw_offset_deg for c, _ in laps]
+    if not any(yaws):
+        return [0.0] * n_rows
+    if sum(n for _, n in laps) != n_rows:
+        raise ValueError(f"{meta}: the laps of {seq_dir.name} count {sum(n for _, n in laps)} frames, data.csv {n_rows}")
+    return [yaw for yaw, (_, n) in zip(yaws, laps) for _ in range(n)]
 
 
 def load_frames(data_dir: str | Path, use_cache: bool = True, workers: int = 4) -> FrameSet:
@@ -78,9 +102,13 @@ def load_frames(data_dir: str | Path, use_cache: bool = True, workers: int = 4) 
     data_dir = Path(data_dir)
     dirs = sequence_dirs(data_dir)
     digest = hashlib.sha256(PREPROCESSING_VERSION.encode())
+    rows = {d: read_sequence(d) for d in dirs}
+    yaws = {d: camera_yaws_deg(data_dir, d, len(rows[d])) for d in dirs}
     for d in dirs:
         digest.update(d.name.encode())
         digest.update((d / "data.csv").read_bytes())
+        if any(yaws[d]):
+            digest.update(repr(yaws[d]).encode())
         for image in sorted((d / "images").glob("*.png")):  # a re-recorded frame invalidates the cache
             st = image.stat()
             digest.update(f"{image.name}:{st.st_size}:{st.st_mtime_ns}".encode())
@@ -91,14 +119,18 @@ def load_frames(data_dir: str | Path, use_cache: bool = True, workers: int = 4) 
             if str(z["key"]) == key:
                 return FrameSet(z["images"], z["labels"], z["sequence"], [str(s) for s in z["sequences"]])
 
-    paths, labels, seq = [], [], []
+    paths, views, labels, seq = [], [], [], []
+    turned_back = {}  # yaw (deg) -> its view correction
     for i, d in enumerate(dirs):
-        for row in read_sequence(d):
+        for row, yaw in zip(rows[d], yaws[d]):
+            if yaw and yaw not in turned_back:
+                turned_back[yaw] = view_correction(CameraModel(), math.radians(yaw))
             paths.append(d / row["image"])
+            views.append(turned_back[yaw] if yaw else None)
             labels.append((row["v"], row["w"]))
             seq.append(i)
     with ThreadPoolExecutor(workers) as pool:  # cv2 releases the GIL while decoding
-        images = np.stack(list(pool.map(_load_image, paths)))
+        images = np.stack(list(pool.map(_load_image, paths, views)))
     frames = FrameSet(images, np.asarray(labels, np.float32), np.asarray(seq, np.int32), [d.name for d in dirs])
     if use_cache:
         try:

@@ -257,3 +257,34 @@ def test_load_frames_without_data_says_how_to_record(tmp_path):
 
     with pytest.raises(FileNotFoundError, match="record"):
         load_frames(tmp_path)
+
+
+def test_laps_recorded_with_the_camera_turned_are_turned_back_for_training(tmp_path):
+    """A lap under `camera_yaw` (dataset.json's lap conditions) is cropped through the view correction the
+    brain applies at run time; the other laps of the same sequence as they are."""
+    import json
+
+    from pilotnet_brain.data.frames import load_frames
+    from pilotnet_brain.sim.circuits import load_circuit
+    from pilotnet_brain.sim.conditions import parse_conditions
+    from pilotnet_brain.sim.world import SimConfig, World
+
+    def render(conditions):
+        return World(load_circuit("montreal"), SimConfig(conditions=parse_conditions(conditions))).render()
+
+    straight, turned = render("none"), render("camera_yaw=1")
+    data_dir = tmp_path / "data"
+    write_sequence(data_dir / "montreal_ccw", [turned, turned, straight], [(10.0, 0.0)] * 3)
+    laps = {"name": "montreal_ccw", "lap_conditions": ["camera_yaw=1", "none"], "lap_frames": [2, 1]}
+    (data_dir / "dataset.json").write_text(json.dumps({"sequences": [laps]}))
+    images = load_frames(data_dir, workers=1).images.astype(int)
+    expected = crop_and_resize(straight).astype(int)
+    border = 20  # input columns the turn brought in from outside the frame
+    assert np.abs(images[0] - expected)[:, :-border].mean() < 1.0
+    assert np.abs(crop_and_resize(turned).astype(int) - expected)[:, :-border].mean() > 8.0
+    assert np.array_equal(images[2], expected)
+
+    laps["lap_frames"] = [1, 1]  # the laps must account for every row of data.csv
+    (data_dir / "dataset.json").write_text(json.dumps({"sequences": [laps]}))
+    with pytest.raises(ValueError, match="the laps of montreal_ccw count 2 frames, data.csv 3"):
+        load_frames(data_dir, workers=1, use_cache=False)
