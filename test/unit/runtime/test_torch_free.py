@@ -183,6 +183,8 @@ def test_the_threads_parameter_reaches_onnx_runtime(variant_files):
 
     model = str(variant_files("onnx_int8"))
     for threads in (1, 2):
-        params = BRAIN_NODE.resolve({"brain": "pilotnet", "backend": "onnx_int8", "model_path": model, "threads": threads})
+        params = BRAIN_NODE.resolve(
+            {"brain": "pilotnet", "backend": "onnx_int8", "model_path": model, "threads": threads}
+        )
         session = build_brain(params).backend.session
         assert session.get_session_options().intra_op_num_threads == threads
