@@ -77,12 +77,19 @@ def test_a_frame_without_straight_edges_gives_no_sample(picture):
 
 def test_the_estimator_samples_straight_driving_only_and_starts_from_the_calibration():
     turned = start_frame("camera_yaw=1")
-    estimator = CameraYawEstimator(initial_yaw_rad=math.radians(1.0), every=2, min_samples=3)
+    estimator = CameraYawEstimator(
+        initial_yaw_rad=math.radians(1.0), every=2, min_samples=3, straight_frames=4, max_mean_turn_rate=0.01
+    )
     for _ in range(10):
         estimator.observe(turned, turn_rate=0.5)  # turning: the road ahead bends, no sample
+    for _ in range(10):
+        estimator.observe(turned, turn_rate=0.05)  # a long sweeper: small but steady w, no sample
     assert estimator.samples == 0 and estimator.yaw_rad == pytest.approx(math.radians(1.0))
-    for _ in range(4):  # every second frame: two samples, fewer than min_samples
+    for _ in range(3):  # the last frames still hold the sweeper's turn rates
         estimator.observe(turned, turn_rate=0.0)
+    assert estimator.samples == 0
+    for _ in range(4):  # straight for the whole window now: every second frame, two samples, < min_samples
+        estimator.observe(turned, turn_rate=(-1) ** estimator._frames * 0.03)  # corrections around zero
     assert estimator.samples == 2 and estimator.yaw_rad == pytest.approx(math.radians(1.0))
     estimator.observe(turned, turn_rate=0.0)
     estimator.observe(turned, turn_rate=0.0)
