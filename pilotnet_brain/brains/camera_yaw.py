@@ -114,7 +114,7 @@ class CameraYawEstimator:
         self.initial_yaw_rad = initial_yaw_rad
         self.every, self.min_samples = every, min_samples
         self.max_turn_rate, self.max_spread_px = max_turn_rate, max_spread_px
-        self.max_mean_turn_rate = max_mean_turn_rate
+        self.max_mean_turn_rate, self.straight_frames = max_mean_turn_rate, straight_frames
         self._columns: deque = deque(maxlen=window)
         self._turn_rates: deque = deque(maxlen=straight_frames)
         self.reset()

@@ -224,9 +224,10 @@ def test_brain_node_estimates_the_camera_yaw_after_each_command_and_says_so(ctx,
     try:
         assert node.brain.defer_camera_yaw
         estimator = node.brain.yaw_estimator
-        estimator.max_turn_rate = math.inf  # one still frame: the network steers at it, the car never turns
+        # One still frame: the network steers at it, the car never turns.
+        estimator.max_turn_rate = estimator.max_mean_turn_rate = math.inf
         msg = image_to_msg(turned)
-        frames = estimator.every * estimator.min_samples
+        frames = estimator.straight_frames + estimator.every * (estimator.min_samples - 1)  # a sample every 5th
         for i in range(frames):
             msg.header.stamp.sec = i
             node.on_image(msg)
