@@ -9,6 +9,7 @@ turned back by that yaw as it is cropped, as brain_node turns back what it sees 
 yaw (brains.camera_yaw): the network learns from the frames it will be given, not from turned frames
 labelled as if they were straight (one frame cannot tell a turned camera from a turned car).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -34,10 +35,10 @@ CACHE_NAME = ".pilotnet_cache.npz"
 
 @dataclass
 class FrameSet:
-    images: np.ndarray      # (N, 66, 200, 3) uint8 RGB, already cropped and resized
-    labels: np.ndarray      # (N, 2) float32 physical (v, w)
-    sequence: np.ndarray    # (N,) int index into `sequences`
-    sequences: list[str]    # e.g. "montreal_ccw"
+    images: np.ndarray  # (N, 66, 200, 3) uint8 RGB, already cropped and resized
+    labels: np.ndarray  # (N, 2) float32 physical (v, w)
+    sequence: np.ndarray  # (N,) int index into `sequences`
+    sequences: list[str]  # e.g. "montreal_ccw"
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -52,8 +53,9 @@ class FrameSet:
 def sequence_dirs(data_dir: Path) -> list[Path]:
     dirs = sorted(p.parent for p in Path(data_dir).glob("*/data.csv"))
     if not dirs:
-        raise FileNotFoundError(f"no recorded sequences (*/data.csv) in {data_dir}; "
-                                "record some with `pilotnet-brain record --out DIR`")
+        raise FileNotFoundError(
+            f"no recorded sequences (*/data.csv) in {data_dir}; record some with `pilotnet-brain record --out DIR`"
+        )
     return dirs
 
 
@@ -82,18 +84,28 @@ def _load_image(path: Path, view: np.ndarray | None = None) -> np.ndarray:
     return crop_and_resize(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), view)
 
 
-def camera_yaws_deg(data_dir: Path, seq_dir: Path, n_rows: int) -> list[float]:
-    """The camera's yaw (deg) for each of a sequence's frames, from the lap conditions in dataset.json
-    (0 without it, or for laps without `camera_yaw`)."""
+def lap_conditions(data_dir: Path) -> dict[str, list[tuple[str, int]]]:
+    """Sequence name -> its laps' (conditions, frame count), from dataset.json (empty without it)."""
     meta = data_dir / "dataset.json"
     info = json.loads(meta.read_text()) if meta.is_file() else {}
-    entry = next((s for s in info.get("sequences") or [] if isinstance(s, dict) and s.get("name") == seq_dir.name), {})
-    laps = list(zip(entry.get("lap_conditions") or [], entry.get("lap_frames") or []))
+    return {
+        s["name"]: list(zip(s.get("lap_conditions") or [], s.get("lap_frames") or []))
+        for s in info.get("sequences") or []
+        if isinstance(s, dict) and "name" in s
+    }
+
+
+def camera_yaws_deg(laps: list[tuple[str, int]], seq_dir: Path, n_rows: int) -> list[float]:
+    """The camera's yaw (deg) for each of a sequence's frames, from its laps' conditions (0 for laps
+    without `camera_yaw`)."""
     yaws = [parse_conditions(c).parameters.camera_yaw_offset_deg for c, _ in laps]
     if not any(yaws):
         return [0.0] * n_rows
     if sum(n for _, n in laps) != n_rows:
-        raise ValueError(f"{meta}: the laps of {seq_dir.name} count {sum(n for _, n in laps)} frames, data.csv {n_rows}")
+        raise ValueError(
+            f"{seq_dir.parent / 'dataset.json'}: the laps of {seq_dir.name} count {sum(n for _, n in laps)} frames, "
+            f"data.csv {n_rows}"
+        )
     return [yaw for yaw, (_, n) in zip(yaws, laps) for _ in range(n)]
 
 
@@ -103,7 +115,8 @@ def load_frames(data_dir: str | Path, use_cache: bool = True, workers: int = 4) 
     dirs = sequence_dirs(data_dir)
     digest = hashlib.sha256(PREPROCESSING_VERSION.encode())
     rows = {d: read_sequence(d) for d in dirs}
-    yaws = {d: camera_yaws_deg(data_dir, d, len(rows[d])) for d in dirs}
+    laps = lap_conditions(data_dir)  # read once, not per sequence
+    yaws = {d: camera_yaws_deg(laps.get(d.name, []), d, len(rows[d])) for d in dirs}
     for d in dirs:
         digest.update(d.name.encode())
         digest.update((d / "data.csv").read_bytes())
@@ -134,8 +147,14 @@ def load_frames(data_dir: str | Path, use_cache: bool = True, workers: int = 4) 
     frames = FrameSet(images, np.asarray(labels, np.float32), np.asarray(seq, np.int32), [d.name for d in dirs])
     if use_cache:
         try:
-            np.savez(cache, key=key, images=frames.images, labels=frames.labels, sequence=frames.sequence,
-                     sequences=np.asarray(frames.sequences))
+            np.savez(
+                cache,
+                key=key,
+                images=frames.images,
+                labels=frames.labels,
+                sequence=frames.sequence,
+                sequences=np.asarray(frames.sequences),
+            )
         except OSError:
             pass  # a read-only dataset still works, just slower next time
     return frames
@@ -158,8 +177,12 @@ def concat_frame_sets(sets: list[FrameSet], labels: list[str]) -> FrameSet:
         names += [n if counts[n] == 1 else f"{n}@{label}" for n in fs.sequences]
         seq.append(fs.sequence + offset)
         offset += len(fs.sequences)
-    return FrameSet(np.concatenate([fs.images for fs in sets]), np.concatenate([fs.labels for fs in sets]),
-                    np.concatenate(seq).astype(np.int32), names)
+    return FrameSet(
+        np.concatenate([fs.images for fs in sets]),
+        np.concatenate([fs.labels for fs in sets]),
+        np.concatenate(seq).astype(np.int32),
+        names,
+    )
 
 
 def block_split(n: int, val_fraction: float, block: int = 150, seed: int = 0) -> np.ndarray:
