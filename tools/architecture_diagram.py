@@ -50,11 +50,28 @@ def draw(out: Path) -> Path:
     ax.set_axis_off()
     for a, b in sorted(edges):
         (x0, y0), (x1, y1) = pos[a], pos[b]
-        ax.add_patch(FancyArrowPatch((x0, y0 - 0.02), (x1, y1 + 0.02), arrowstyle="-|>", mutation_scale=10,
-                                     color="0.6", lw=0.7, connectionstyle="arc3,rad=0.08"))
+        ax.add_patch(
+            FancyArrowPatch(
+                (x0, y0 - 0.02),
+                (x1, y1 + 0.02),
+                arrowstyle="-|>",
+                mutation_scale=10,
+                color="0.6",
+                lw=0.7,
+                connectionstyle="arc3,rad=0.08",
+            )
+        )
     for unit, (x, y) in pos.items():
-        ax.add_patch(FancyBboxPatch((x - 0.075, y - 0.022), 0.15, 0.044, boxstyle="round,pad=0.005",
-                                    fc="#dbe8f6" if "." not in unit else "#eeeeee", ec="#34577d"))
+        ax.add_patch(
+            FancyBboxPatch(
+                (x - 0.075, y - 0.022),
+                0.15,
+                0.044,
+                boxstyle="round,pad=0.005",
+                fc="#dbe8f6" if "." not in unit else "#eeeeee",
+                ec="#34577d",
+            )
+        )
         ax.text(x, y, unit, ha="center", va="center", fontsize=10, family="monospace")
     ax.set_xlim(0, 1)
     ax.set_ylim(-0.06, 1.06)

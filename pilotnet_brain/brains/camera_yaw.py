@@ -91,12 +91,12 @@ class CameraYawEstimator:
     """Running estimate of the camera's yaw on the car from the road's vanishing point on straights.
 
     `observe` looks at every `every`-th frame while the car is on a straight: over the last `straight_frames`
-    frames |w| <= max_turn_rate and |mean w| <= max_mean_turn_rate (at 10 m/s, a radius of 500 m or more). A long
-    sweeper keeps w small but steady (0.07 rad/s on a 150 m radius) and its bent edges meet off the car's
-    axis: gated on |w| alone, such samples turned frames by a wrong yaw and tripled the deviation on a
-    circuit of sweepers (gen:900003 0.137 m against 0.044 m). Frames whose edges meet within max_spread_px
-    give a sample. The estimate is the median of the last `window` samples' columns, once there are
-    `min_samples` of them (~4 s of straight driving at 30 frames/s); before that, `initial_yaw_rad`."""
+    frames (0.5 s at 30 frames/s, so short straights count) |w| <= max_turn_rate and |mean w| <=
+    max_mean_turn_rate (at 10 m/s, a radius of 500 m or more). A long sweeper keeps w small but steady (0.07 rad/s
+    on a 150 m radius) and its bent edges meet off the car's axis: gated on |w| alone, such samples turned frames
+    by a wrong yaw and tripled the deviation on a circuit of sweepers (gen:900003 0.137 m against 0.044 m).
+    Frames whose edges meet within max_spread_px give a sample. The estimate is the median of the last `window`
+    samples' columns, once there are `min_samples` of them; before that, `initial_yaw_rad`."""
 
     def __init__(
         self,
@@ -107,7 +107,7 @@ class CameraYawEstimator:
         min_samples: int = 15,
         max_turn_rate: float = 0.1,
         max_mean_turn_rate: float = 0.02,
-        straight_frames: int = 30,
+        straight_frames: int = 15,
         max_spread_px: float = 6.0,
     ):
         self.camera = camera or CameraModel()

@@ -308,7 +308,7 @@ def resolve_brains(names: list) -> list:
         model_sha = None
         if params["brain"] == "pilotnet":
             model = Path(params["model_path"]).resolve() if params["model_path"] else default_model(params["backend"])
-            if not model.is_file():
+            if not (model.is_file() or model.is_dir()):  # a SavedModel (tf_fp32) is a directory
                 raise ConfigError(f"brain {label}: model file {model} not found ({path})")
             params = {**params, "model_path": str(model)}
             model_sha = model_fingerprint(model)
@@ -321,7 +321,13 @@ def resolve_brains(names: list) -> list:
 
 
 def model_fingerprint(path: Path) -> str:
-    """SHA-256 of a model file (size and mtime for a file over HASHED_MODEL_MAX_BYTES: hashing it costs)."""
+    """SHA-256 of a model file, or of a model directory's files (a SavedModel: names and contents); size and mtime
+    for a file over HASHED_MODEL_MAX_BYTES: hashing it costs."""
+    if path.is_dir():
+        digest = hashlib.sha256()
+        for member in sorted(p for p in path.rglob("*") if p.is_file()):
+            digest.update(f"{member.relative_to(path).as_posix()}\0{model_fingerprint(member)}\0".encode())
+        return digest.hexdigest()
     stat = path.stat()
     if stat.st_size > HASHED_MODEL_MAX_BYTES:
         return f"size={stat.st_size},mtime_ns={stat.st_mtime_ns}"

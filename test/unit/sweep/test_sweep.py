@@ -361,3 +361,26 @@ def test_a_core_is_claimed_by_one_run_at_a_time():
         assert first != second or len(cores) == 1
     with pinned_to_free_core(False) as core:
         assert core is None and sorted(os.sched_getaffinity(0)) == cores
+
+
+def test_a_brain_whose_model_is_a_directory_is_accepted_and_fingerprinted_by_its_files(tmp_path):
+    # tf_fp32 reads a SavedModel, a directory: the sweep takes it, and its identity follows the files in it.
+    from pilotnet_brain.errors import ConfigError
+    from pilotnet_brain.sweep.spec import model_fingerprint, resolve_brains
+
+    saved = tmp_path / "pilotnet_savedmodel"
+    (saved / "variables").mkdir(parents=True)
+    (saved / "saved_model.pb").write_bytes(b"graph")
+    (saved / "variables" / "variables.index").write_bytes(b"index")
+    brain = tmp_path / "tf_brain.yaml"
+    brain.write_text(
+        f"brain_node:\n  ros__parameters:\n    brain: pilotnet\n    backend: tf_fp32\n    model_path: {saved}\n"
+    )
+    (entry,) = resolve_brains([str(brain)])
+    assert entry.model_sha256 == model_fingerprint(saved)
+    (saved / "variables" / "variables.index").write_bytes(b"changed")
+    assert model_fingerprint(saved) != entry.model_sha256
+    missing = tmp_path / "missing_brain.yaml"
+    missing.write_text(brain.read_text().replace(str(saved), str(tmp_path / "nowhere")))
+    with pytest.raises(ConfigError, match="model file .*nowhere not found"):
+        resolve_brains([str(missing)])
