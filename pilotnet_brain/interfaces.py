@@ -54,6 +54,8 @@ SIM_STATS_FIELDS = (
     "latency_mean_ms",
     "latency_max_ms",
     "lockstep_timeouts",
+    "latency_p50_ms",
+    "latency_p99_ms",
 )
 
 #: Values of /F1ROS/episode_status. Anything but RUNNING/WAITING ends the run.

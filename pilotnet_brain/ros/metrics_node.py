@@ -4,9 +4,9 @@ Subscribes /F1ROS/odom, /F1ROS/cmd_vel, /brain_node/stats, /sim_node/stats and /
 When the status says the run ended (lap_completed | off_track | timeout) it waits until the odometry up
 to the simulator's final time has arrived (at most `settle_timeout` s), builds a `metrics.RunRecord`,
 writes `<output_dir>/<circuit>_<direction>_<brain>.json` (the keys of `metrics.compute_metrics`, plus
-`camera_to_command_latency_ms`, `lockstep_timeouts`, `commands_received` as extras; `condition` is its
-`conditions` parameter, sim_node's as the launch file and the launcher pass it, null when ''), appends a row to
-`<output_dir>/summary.csv`, optionally draws the trajectory, and exits (exit code 0), which ends the
+`camera_to_command_latency_ms` (mean) with its per-frame `_p50_ms` / `_p99_ms`, `lockstep_timeouts`,
+`commands_received` as extras; `condition` is its `conditions` parameter, sim_node's as the launch file
+and the launcher pass it, null when ''), appends a row to `<output_dir>/summary.csv`, optionally draws the trajectory, and exits (exit code 0), which ends the
 graph (the launch file shuts down on its exit; so does the launcher).
 
 Hook for offline analysis (`pilotnet-brain analyze` on a bag): `metrics_from_arrays(...)` recomputes
@@ -201,6 +201,8 @@ class MetricsNode(Node):
         m = compute_metrics(record)
         m["condition"] = self.condition
         m["camera_to_command_latency_ms"] = s.get("latency_mean_ms")
+        m["camera_to_command_latency_p50_ms"] = s.get("latency_p50_ms")
+        m["camera_to_command_latency_p99_ms"] = s.get("latency_p99_ms")
         m["lockstep_timeouts"] = int(s.get("lockstep_timeouts", 0))
         m["commands_received"] = int(self.commands)
         m["odometry_samples"] = len(self.odom_t)

@@ -313,6 +313,8 @@ class SimNode(Node):
             float(lat.mean()) if len(lat) else 0.0,
             float(lat.max()) if len(lat) else 0.0,
             float(self.lockstep_timeouts),
+            float(np.percentile(lat, 50)) if len(lat) else 0.0,
+            float(np.percentile(lat, 99)) if len(lat) else 0.0,
         ]
         self.stats_pub.publish(self._stats)
         self.stats_count += 1
@@ -373,7 +375,8 @@ class SimNode(Node):
             self.get_logger().info(
                 f"episode ended: {reason} at t={self.world.sim_time_s:.2f} s, progress "
                 f"{self.world.progress_m:.0f}/{self.circuit.length_m:.0f} m, {self.frame_count} frames, "
-                f"camera->command latency mean {lat.mean() if len(lat) else float('nan'):.2f} ms, "
+                f"camera->command latency mean {lat.mean() if len(lat) else float('nan'):.2f} ms "
+                f"(median {np.median(lat) if len(lat) else float('nan'):.2f} ms), "
                 f"{self.lockstep_timeouts} command time-outs, {self.frames_resent} frame(s) re-sent; "
                 f"published {self.frame_count} frames, "
                 f"{self.odom_count} odometry, {self.odom_count} clock and {self.stats_count} stats messages"

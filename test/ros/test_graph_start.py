@@ -77,6 +77,8 @@ def fake_run(outcomes):
 def metrics(latency_ms, timeouts=0, inference_ms=1.0):
     return {
         "camera_to_command_latency_ms": latency_ms,
+        "camera_to_command_latency_p50_ms": latency_ms - 0.5,  # the mean carries the first frame's wait
+        "camera_to_command_latency_p99_ms": latency_ms + 10.0,
         "lockstep_timeouts": timeouts,
         "mean_inference_time_ms": inference_ms,
     }
@@ -102,6 +104,9 @@ def test_graph_benchmark_counts_stalls_and_summarizes_per_transport(tmp_path):
     assert [r["frames_resent"] for r in rows] == [1, 2, None, 4] and profile["frames_resent"] == 3
     assert profile["discovery_max_s"] == pytest.approx(0.4)
     assert profile["camera_to_command_p50_ms"] == pytest.approx(2.5)
+    # per frame: the median over the starts of each start's own median and 99th percentile
+    assert profile["camera_to_command_frame_p50_ms"] == pytest.approx(2.0)
+    assert profile["camera_to_command_frame_p99_ms"] == pytest.approx(12.5)
     assert [r["sim_wait_s"] for r in rows[:2]] == [pytest.approx(0.7), pytest.approx(0.9)]  # from sim_node's start
     assert (large_data["stalls"], large_data["discovery_p50_s"]) == (2, pytest.approx(0.3))
     table = graph_benchmark.format_table([profile, large_data])
