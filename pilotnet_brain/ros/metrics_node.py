@@ -6,8 +6,9 @@ to the simulator's final time has arrived (at most `settle_timeout` s), builds a
 writes `<output_dir>/<circuit>_<direction>_<brain>.json` (the keys of `metrics.compute_metrics`, plus
 `camera_to_command_latency_ms` (mean) with its per-frame `_p50_ms` / `_p99_ms`, `lockstep_timeouts`,
 `commands_received` as extras; `condition` is its `conditions` parameter, sim_node's as the launch file
-and the launcher pass it, null when ''), appends a row to `<output_dir>/summary.csv`, optionally draws the trajectory, and exits (exit code 0), which ends the
-graph (the launch file shuts down on its exit; so does the launcher).
+and the launcher pass it, null when ''), appends a row to `<output_dir>/summary.csv`, optionally draws the
+trajectory, and exits (exit code 0), which ends the graph (the launch file shuts down on its exit; so does
+the launcher).
 
 Hook for offline analysis (`pilotnet-brain analyze` on a bag): `metrics_from_arrays(...)` recomputes
 the same metrics from the recorded arrays without ROS; `brain_stats_arrays` unpacks ~/stats messages.

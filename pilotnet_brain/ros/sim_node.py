@@ -305,6 +305,7 @@ class SimNode(Node):
 
     def _publish_stats(self, wall0):
         lat = np.asarray(self.latencies) * 1e3
+        p50, p99 = np.percentile(lat, [50, 99]) if len(lat) else (0.0, 0.0)
         self._stats.data = [
             float(self.world.sim_time_s),
             float(self.frame_count),
@@ -313,8 +314,8 @@ class SimNode(Node):
             float(lat.mean()) if len(lat) else 0.0,
             float(lat.max()) if len(lat) else 0.0,
             float(self.lockstep_timeouts),
-            float(np.percentile(lat, 50)) if len(lat) else 0.0,
-            float(np.percentile(lat, 99)) if len(lat) else 0.0,
+            float(p50),
+            float(p99),
         ]
         self.stats_pub.publish(self._stats)
         self.stats_count += 1
